@@ -1,0 +1,1 @@
+"""The ``pasrec`` console script."""

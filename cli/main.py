@@ -1,0 +1,142 @@
+"""``pasrec``: one console script, one subcommand per job.
+
+Each handler imports its part lazily so that ``pasrec serve`` never loads the training code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from model.config import MODEL_NAMES, TIME_ENCODINGS
+
+
+class UsageError(Exception):
+    """A problem with the user's input, printed without a traceback."""
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    from training.loaders import FORMATS
+
+    parser.add_argument("--data", required=True, help="data file or directory")
+    parser.add_argument("--format", choices=FORMATS, help="override format detection")
+    parser.add_argument("--name", help="data set name (selects <name>_item.txt in Amazon dirs)")
+    parser.add_argument("--split", choices=("loo", "811"), default="loo")
+    parser.add_argument("--k-core", type=int, default=5)
+    parser.add_argument("--truncate", type=int, help="keep each user's last N interactions "
+                        "(the paper: history length + 1)")
+    parser.add_argument("--train-samples", choices=("prefixes", "last"), default="prefixes")
+    parser.add_argument("--history-length", type=int, help="L (default 50 MovieLens, 10 else)")
+    parser.add_argument("--split-seed", type=int, default=0, help="user shuffle of the 811 split")
+
+
+def data_options(args: argparse.Namespace):
+    from training.pipeline import DataOptions
+
+    return DataOptions(
+        path=args.data, format=args.format, name=args.name, split=args.split,
+        k_core=args.k_core, truncate=args.truncate, train_samples=args.train_samples,
+        history_length=args.history_length, split_seed=args.split_seed,
+    )
+
+
+MODEL_FLAGS = {
+    "hidden": int, "heads": int, "blocks": int, "dropout": float, "gamma": float,
+    "eta": float, "lam": float, "guidance": float, "ddim_steps": int, "p_uncond": float,
+    "gaussian_sigma": float, "rff_sigma": float, "diffusion_steps": int,
+}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.pipeline import run_training
+    from training.trainer import TrainConfig
+
+    overrides = {name: getattr(args, name) for name in MODEL_FLAGS}
+    overrides.update(time_encoding=args.time_encoding, recon_loss=args.recon_loss,
+                     sasrec_loss=args.sasrec_loss)
+    if args.toi_head:
+        overrides["toi_head"] = args.toi_head
+    cfg = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, patience=args.patience, val_metric=args.val_metric,
+        seed=args.seed, device=args.device, amp=not args.no_amp,
+        eval_batch_size=args.eval_batch_size, eval_every=args.eval_every,
+        progress=not args.quiet,
+    )
+    results = run_training(data_options(args), args.model, overrides, cfg, args.out, args.name)
+    print(json.dumps({k: results[k] for k in ("model", "test", "epochs_run", "best_epoch",
+                                              "seconds_per_epoch")}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.pipeline import run_evaluation
+
+    result = run_evaluation(args.checkpoint, data_options(args), args.device)
+    if args.toi:
+        from training.toi_eval import evaluate_toi_for_checkpoint
+
+        result["toi"] = evaluate_toi_for_checkpoint(
+            args.checkpoint, data_options(args), args.device, args.plot
+        )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pasrec", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model and write a checkpoint + results.json")
+    add_data_arguments(train)
+    train.add_argument("--model", choices=MODEL_NAMES, default="pasrec")
+    train.add_argument("--time-encoding", choices=TIME_ENCODINGS)
+    train.add_argument("--toi-head", choices=("none", "tpp"))
+    train.add_argument("--recon-loss", choices=("cosine", "l2"))
+    train.add_argument("--sasrec-loss", choices=("ce", "bce"))
+    for name, kind in MODEL_FLAGS.items():
+        train.add_argument("--" + name.replace("_", "-"), type=kind)
+    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument("--batch-size", type=int, default=256)
+    train.add_argument("--lr", type=float, default=3e-4)
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--patience", type=int, default=10)
+    train.add_argument("--val-metric", default="NDCG@10",
+                       choices=("HR@5", "HR@10", "NDCG@5", "NDCG@10"))
+    train.add_argument("--eval-batch-size", type=int, default=1024)
+    train.add_argument("--eval-every", type=int, default=1)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    train.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--out", required=True, help="output directory")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="score a checkpoint on the test split (JSON)")
+    add_data_arguments(evaluate)
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--toi", action="store_true", help="add ToI metrics in days")
+    evaluate.add_argument("--plot", help="with --toi: PNG of the error distributions")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    from cli.service_commands import add_service_commands
+
+    add_service_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except (UsageError, ValueError, FileNotFoundError) as err:
+        print(f"pasrec {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

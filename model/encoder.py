@@ -1,0 +1,61 @@
+"""Sequence encoders that turn a left-padded history into the user representation g_u."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from model.config import ModelConfig
+
+
+def attention_mask(items: torch.Tensor) -> torch.Tensor:
+    """Boolean [B, L, L] mask, True = blocked: causal, and padded keys hidden.
+
+    Each slot may always see itself so that fully padded rows never produce NaN.
+    """
+    length = items.shape[1]
+    future = torch.ones(length, length, dtype=torch.bool, device=items.device).triu(1)
+    padded_key = (items == 0).unsqueeze(1)
+    blocked = future.unsqueeze(0) | padded_key
+    eye = torch.eye(length, dtype=torch.bool, device=items.device).unsqueeze(0)
+    return blocked & ~eye
+
+
+class CausalTransformer(nn.Module):
+    """SASRec-style encoder (pre-norm blocks, causal self-attention)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(
+            d_model=config.hidden,
+            nhead=config.heads,
+            dim_feedforward=config.hidden,
+            dropout=config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.blocks = nn.TransformerEncoder(layer, config.blocks, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(config.hidden)
+        self.dropout = nn.Dropout(config.dropout)
+        self.heads = config.heads
+
+    def forward(self, items: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """All positions' outputs [B, L, d]; ``inputs`` = item embedding + time encoding."""
+        mask = attention_mask(items).repeat_interleave(self.heads, dim=0)
+        keep = (items != 0).unsqueeze(-1).to(inputs.dtype)
+        hidden = self.blocks(self.dropout(inputs) * keep, mask=mask)
+        return self.norm(hidden) * keep
+
+
+class GRUEncoder(nn.Module):
+    """GRU4Rec's recurrent encoder; left padding keeps the last slot the latest item."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.gru = nn.GRU(config.hidden, config.hidden, batch_first=True)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, items: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        output, _ = self.gru(self.dropout(inputs))
+        return output

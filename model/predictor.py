@@ -1,0 +1,163 @@
+"""Raw-id inference over any checkpoint: the one model interface the service uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.batching import left_pad, make_batch
+from model.checkpoint import Checkpoint, load_checkpoint
+from model.time_norm import DAY_SECONDS
+from model.toi_decode import decode_toi_days
+
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+HORIZONS_DAYS = (1.0, 7.0, 30.0)
+
+History = list[tuple[str, float]]
+
+
+@dataclass
+class NextTime:
+    time: float  # unix seconds, UTC
+    quantiles: dict[float, float] | None = None
+    p_within: dict[float, float] | None = None
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Predictor:
+    """Loads a checkpoint once and answers in raw item ids and unix seconds."""
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device, horizon_days: int = 365):
+        self.checkpoint = checkpoint
+        self.device = device
+        self.model = checkpoint.model
+        self.horizon_days = horizon_days
+        self.items = checkpoint.item_vocab
+        self._index = {raw: i + 1 for i, raw in enumerate(self.items)}
+        counts = np.asarray(checkpoint.item_counts, dtype=np.float64)
+        self._popular_order = np.argsort(-counts, kind="stable")
+        self._counts = counts
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", horizon_days: int = 365) -> Predictor:
+        resolved = resolve_device(device)
+        return cls(load_checkpoint(path, resolved), resolved, horizon_days)
+
+    @property
+    def version(self) -> str:
+        return self.checkpoint.version
+
+    @property
+    def model_name(self) -> str:
+        return self.checkpoint.name
+
+    @property
+    def history_length(self) -> int:
+        return self.checkpoint.config.history_length
+
+    @property
+    def has_toi(self) -> bool:
+        return bool(self.model.has_toi)
+
+    @property
+    def has_tpp(self) -> bool:
+        return self.checkpoint.config.toi_head == "tpp"
+
+    def known(self, raw_item_id: str) -> bool:
+        return raw_item_id in self._index
+
+    def popular(self, k: int, exclude: set[str] | None = None) -> list[tuple[str, float]]:
+        exclude = exclude or set()
+        out: list[tuple[str, float]] = []
+        for idx in self._popular_order:
+            raw = self.items[idx]
+            if raw not in exclude:
+                out.append((raw, float(self._counts[idx])))
+                if len(out) == k:
+                    break
+        return out
+
+    def _batch(self, histories: list[History]) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+        length = self.history_length
+        ids, days = [], []
+        for history in histories:
+            known = [(self._index[i], t) for i, t in history if i in self._index]
+            ids.append([i for i, _ in known])
+            days.append([int(t // DAY_SECONDS) for _, t in known])
+        items = left_pad(ids, length)
+        day_arr = left_pad(days, length)
+        batch = make_batch(items, day_arr, self.checkpoint.time, self.device)
+        return batch, items
+
+    @torch.no_grad()
+    def recommend(
+        self,
+        histories: list[History],
+        k: int,
+        at: list[float | None] | None = None,
+        exclude: list[set[str]] | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        if not histories:
+            return []
+        batch, _ = self._batch(histories)
+        at_tensor = None
+        if at is not None and any(a is not None for a in at):
+            norm = [
+                float("nan") if a is None else float(self.checkpoint.time.normalize_seconds(a))
+                for a in at
+            ]
+            at_tensor = torch.tensor(norm, dtype=torch.float32, device=self.device)
+        scores = self.model.score(batch, at_tensor).float()
+        if exclude is not None:
+            for row, excluded in enumerate(exclude):
+                cols = [self._index[i] for i in excluded if i in self._index]
+                if cols:
+                    scores[row, cols] = float("-inf")
+        top = scores.topk(min(k, scores.shape[1] - 1), dim=1)
+        results = []
+        for values, indices in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+            results.append(
+                [(self.items[i - 1], v) for i, v in zip(indices, values, strict=True) if v > float("-inf")]
+            )
+        return results
+
+    @torch.no_grad()
+    def predict_next_time(self, histories: list[History]) -> list[NextTime | None]:
+        if not self.has_toi or not histories:
+            return [None] * len(histories)
+        batch, items = self._batch(histories)
+        model = self.model
+        predicted = model.predict_toi(batch)
+        last_days = torch.as_tensor(
+            [int(h[-1][1] // DAY_SECONDS) if h else 0 for h in histories], device=self.device
+        )
+        days = decode_toi_days(
+            predicted, last_days, model.time_encoding, self.checkpoint.time, self.horizon_days
+        ).tolist()
+        params = model.gap_distribution(batch) if self.has_tpp else None
+        out: list[NextTime | None] = []
+        for row, history in enumerate(histories):
+            if not history or items[row, -1] == 0:
+                out.append(None)
+                continue
+            last = float(history[-1][1])
+            result = NextTime(time=float(days[row] * DAY_SECONDS))
+            if params is not None:
+                row_params = tuple(p[row : row + 1] for p in params)
+                result.quantiles = {
+                    q: last + float(model.tpp.quantile(row_params, q)[0]) * DAY_SECONDS
+                    for q in QUANTILES
+                }
+                horizon = torch.tensor(HORIZONS_DAYS, device=self.device)
+                cdf = model.tpp.cdf(tuple(p.expand(len(HORIZONS_DAYS), -1) for p in row_params), horizon)
+                result.p_within = dict(zip(HORIZONS_DAYS, cdf.tolist(), strict=True))
+            out.append(result)
+        return out

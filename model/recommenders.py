@@ -1,0 +1,222 @@
+"""Every recommender as one interface: ``loss(batch)``, ``score(batch, at)``, ``predict_toi(batch)``.
+
+A batch is a dict of tensors: ``items`` [B, L] (left-padded, 0 = padding), ``times`` [B, L]
+(normalised), and for training ``target`` [B] and ``target_time`` [B].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.config import ModelConfig
+from model.diffusion import Denoiser, GaussianDiffusion
+from model.encoder import CausalTransformer, GRUEncoder
+from model.losses import in_batch_negative_centroid, ioi_loss, reconstruction_error, toi_loss
+from model.time_encoding import TimeEncoding
+from model.toi import Fusion, ToIModule
+from model.tpp import LogNormalMixtureHead
+
+Batch = dict[str, torch.Tensor]
+
+
+def mask_padding_column(scores: torch.Tensor) -> torch.Tensor:
+    scores[:, 0] = float("-inf")
+    return scores
+
+
+class Recommender(nn.Module):
+    """Common base: item table, time encoding and the null ToI interface."""
+
+    def __init__(self, config: ModelConfig, item_init_std: float) -> None:
+        super().__init__()
+        self.config = config
+        self.items = nn.Embedding(config.n_items + 1, config.hidden, padding_idx=0)
+        nn.init.normal_(self.items.weight, 0.0, item_init_std)
+        with torch.no_grad():
+            self.items.weight[0].zero_()
+        self.time_encoding = TimeEncoding(config)
+
+    @property
+    def has_toi(self) -> bool:
+        return False
+
+    def sequence_inputs(self, batch: Batch) -> torch.Tensor:
+        return self.items(batch["items"]) + self.time_encoding(batch["times"])
+
+    def predict_toi(self, batch: Batch) -> torch.Tensor | None:
+        return None
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class DiffusionRecommender(Recommender):
+    """PASRec; with ``toi=False`` "+TE"; with ``position`` encoding PreferDiff; DreamRec by loss."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        # PreferDiff draws item embeddings from N(0, 1), the scale of the diffusion noise.
+        super().__init__(config, item_init_std=1.0)
+        self.encoder = CausalTransformer(config)
+        self.denoiser = Denoiser(config)
+        self.diffusion = GaussianDiffusion(config)
+        if config.toi:
+            self.toi_module = ToIModule(config)
+            self.fusion = Fusion(config)
+        if config.toi_head == "tpp":
+            self.tpp = LogNormalMixtureHead(config)
+
+    @property
+    def has_toi(self) -> bool:
+        return self.config.toi
+
+    def user_state(self, batch: Batch) -> torch.Tensor:
+        return self.encoder(batch["items"], self.sequence_inputs(batch))[:, -1]
+
+    def toi_from_state(self, user: torch.Tensor, batch: Batch) -> torch.Tensor:
+        last = self.time_encoding(batch["times"][:, -1:]).squeeze(1)
+        return self.toi_module(user, last)
+
+    def predict_toi(self, batch: Batch) -> torch.Tensor | None:
+        if not self.config.toi:
+            return None
+        return self.toi_from_state(self.user_state(batch), batch)
+
+    def condition(
+        self, user: torch.Tensor, batch: Batch, at: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """g'_u and tau_hat; ``at`` (normalised, NaN = use the prediction) overrides the ToI."""
+        if not self.config.toi:
+            return user, None
+        predicted = self.toi_from_state(user, batch)
+        # The fusion sees tau_hat without its gradient: the ToI module learns only from L_ToI,
+        # so eta weighs the two objectives cleanly (eta=1 leaves M_phi untouched).
+        toi_encoding = predicted.detach()
+        if at is not None:
+            given = self.time_encoding(at.unsqueeze(-1).nan_to_num(0.0)).squeeze(1)
+            use_given = (~at.isnan()).unsqueeze(-1)
+            toi_encoding = torch.where(use_given, given, toi_encoding)
+        return self.fusion(user, toi_encoding), predicted
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.config
+        user = self.user_state(batch)
+        cond, predicted = self.condition(user, batch, None)
+        drop = torch.rand(cond.shape[0], 1, device=cond.device) < cfg.p_uncond
+        cond = torch.where(drop, self.denoiser.null_like(cond), cond)
+
+        positive = self.items(batch["target"])
+        negative = in_batch_negative_centroid(batch["target"], positive)
+        steps = self.diffusion.sample_steps(positive.shape[0], positive.device)
+        noise = torch.randn_like(positive)
+        pos_pred = self.denoiser(self.diffusion.q_sample(positive, steps, noise), steps, cond)
+        neg_pred = self.denoiser(self.diffusion.q_sample(negative, steps, noise), steps, cond)
+        pos_err = reconstruction_error(pos_pred, positive, cfg.recon_loss)
+        neg_err = reconstruction_error(neg_pred, negative, cfg.recon_loss)
+        l_ioi = ioi_loss(pos_err, neg_err, cfg.lam, cfg.bpr_scale)
+        parts = {"ioi": float(l_ioi.detach())}
+        if predicted is None:
+            return l_ioi, parts
+        true_encoding = self.time_encoding(batch["target_time"].unsqueeze(-1)).squeeze(1)
+        l_toi = toi_loss(predicted, true_encoding)
+        total = cfg.eta * l_ioi + (1 - cfg.eta) * l_toi
+        parts["toi"] = float(l_toi.detach())
+        if cfg.toi_head == "tpp":
+            l_tpp = self.tpp.nll(user, batch, self.time_encoding)
+            total = total + l_tpp
+            parts["tpp_nll"] = float(l_tpp.detach())
+        return total, parts
+
+    @torch.no_grad()
+    def gap_distribution(self, batch: Batch) -> tuple[torch.Tensor, ...] | None:
+        """Parameters of the tpp head's mixture for each history (None without the head)."""
+        if self.config.toi_head != "tpp":
+            return None
+        return self.tpp.features(self.user_state(batch), batch, self.time_encoding)
+
+    @torch.no_grad()
+    def generate(
+        self, batch: Batch, at: torch.Tensor | None = None, seed: int = 0
+    ) -> torch.Tensor:
+        """The DDIM-denoised target embedding x_0 for each history."""
+        cond, _ = self.condition(self.user_state(batch), batch, at)
+        cfg = self.config
+        return self.diffusion.ddim(self.denoiser, cond, cfg.guidance, cfg.ddim_steps, seed)
+
+    @torch.no_grad()
+    def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
+        x0 = self.generate(batch, at)
+        return mask_padding_column(x0 @ self.items.weight.T)
+
+
+class SequentialClassifier(Recommender):
+    """SASRec / GRU4Rec: every position predicts the next item through the shared item table."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config, item_init_std=config.hidden**-0.5)
+        self.encoder = (
+            CausalTransformer(config) if config.architecture == "sasrec" else GRUEncoder(config)
+        )
+
+    def states(self, batch: Batch) -> torch.Tensor:
+        inputs = self.items(batch["items"])
+        if self.config.architecture == "sasrec":
+            inputs = inputs + self.time_encoding(batch["times"])
+        return self.encoder(batch["items"], inputs)
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        items = batch["items"]
+        # Next-item targets for every slot: the following history item, then the sample target.
+        targets = torch.cat((items[:, 1:], batch["target"].unsqueeze(1)), dim=1)
+        valid = items != 0
+        states = self.states(batch)[valid]
+        targets = targets[valid]
+        if self.config.sasrec_loss == "ce":
+            logits = states @ self.items.weight.T
+            logits[:, 0] = float("-inf")
+            loss = F.cross_entropy(logits, targets)
+        else:
+            negatives = torch.randint(1, self.config.n_items + 1, targets.shape, device=targets.device)
+            pos = (states * self.items(targets)).sum(-1)
+            neg = (states * self.items(negatives)).sum(-1)
+            loss = F.softplus(-pos).mean() + F.softplus(neg).mean()
+        return loss, {"loss": float(loss.detach())}
+
+    @torch.no_grad()
+    def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
+        return mask_padding_column(self.states(batch)[:, -1] @ self.items.weight.T)
+
+
+class Popularity(nn.Module):
+    """Scores every item by its count in the training targets."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("counts", torch.zeros(config.n_items + 1))
+        self.time_encoding = TimeEncoding(config)
+
+    has_toi = False
+
+    def fit_counts(self, targets: torch.Tensor) -> None:
+        self.counts.zero_()
+        self.counts.index_add_(0, targets, torch.ones_like(targets, dtype=self.counts.dtype))
+
+    def predict_toi(self, batch: Batch) -> torch.Tensor | None:
+        return None
+
+    @torch.no_grad()
+    def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
+        return mask_padding_column(self.counts.unsqueeze(0).repeat(batch["items"].shape[0], 1))
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    if config.architecture == "diffusion":
+        return DiffusionRecommender(config)
+    if config.architecture in ("sasrec", "gru4rec"):
+        return SequentialClassifier(config)
+    return Popularity(config)

@@ -1,0 +1,26 @@
+"""Turn a predicted ToI embedding into a calendar day (SPEC section 4)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from model.time_encoding import TimeEncoding
+from model.time_norm import TimeNormalizer
+
+
+@torch.no_grad()
+def decode_toi_days(
+    predicted: torch.Tensor,
+    last_days: torch.Tensor,
+    encoding: TimeEncoding,
+    normalizer: TimeNormalizer,
+    horizon_days: int = 365,
+) -> torch.Tensor:
+    """argmax over days last_day + {0..H} of cos(TE(norm(day)), tau_hat); returns absolute days."""
+    offsets = torch.arange(horizon_days + 1, device=predicted.device)
+    candidates = last_days.unsqueeze(-1).to(predicted.device) + offsets  # [B, H+1]
+    normalised = (candidates.double() - normalizer.origin_day) / normalizer.span_days
+    encoded = encoding(normalised.float())  # [B, H+1, d]
+    similarity = F.cosine_similarity(encoded, predicted.unsqueeze(1), dim=-1)
+    return candidates.gather(1, similarity.argmax(dim=1, keepdim=True)).squeeze(1)

@@ -1,0 +1,77 @@
+"""The point-process ToI head: a log-normal mixture over the gap (in days) to the next event.
+
+The distribution is over ``1 + gap_days`` so that same-day returns (gap 0, frequent with
+day-granular data) have finite likelihood. Its input is the user representation (detached, so
+the head cannot cost recommendation quality), the last time's encoding and the history's gaps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from model.config import ModelConfig
+
+
+def history_gaps(times: torch.Tensor, items: torch.Tensor, span_days: float) -> torch.Tensor:
+    """log(1 + gap in days) between consecutive history events; 0 where a slot is padding."""
+    gaps = (times[:, 1:] - times[:, :-1]).clamp_min(0.0) * span_days
+    valid = (items[:, 1:] != 0) & (items[:, :-1] != 0)
+    return torch.log1p(gaps) * valid
+
+
+class LogNormalMixtureHead(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        d = config.hidden
+        k = config.tpp_components
+        self.span_days = config.span_days
+        gaps = config.history_length - 1
+        self.net = nn.Sequential(
+            nn.Linear(2 * d + 2 * gaps, d), nn.GELU(), nn.Linear(d, d), nn.GELU(), nn.Linear(d, 3 * k)
+        )
+        self.components = k
+
+    def parameters_for(
+        self, user: torch.Tensor, time_encoding: torch.Tensor, items: torch.Tensor, times: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        gaps = history_gaps(times, items, self.span_days)
+        present = ((items[:, 1:] != 0) & (items[:, :-1] != 0)).to(gaps.dtype)
+        features = torch.cat((user.detach(), time_encoding, gaps, present), dim=-1)
+        logits, means, log_scales = self.net(features).chunk(3, dim=-1)
+        return logits.log_softmax(-1), means, log_scales.clamp(-5.0, 3.0)
+
+    def log_prob(self, params, gap_days: torch.Tensor) -> torch.Tensor:
+        log_w, means, log_scales = params
+        y = torch.log1p(gap_days.clamp_min(0.0)).unsqueeze(-1)
+        z = (y - means) / log_scales.exp()
+        log_normal = -0.5 * z**2 - log_scales - 0.5 * math.log(2 * math.pi) - y
+        return torch.logsumexp(log_w + log_normal, dim=-1)
+
+    def cdf(self, params, gap_days: torch.Tensor) -> torch.Tensor:
+        log_w, means, log_scales = params
+        y = torch.log1p(gap_days.clamp_min(0.0)).unsqueeze(-1)
+        z = (y - means) / (log_scales.exp() * math.sqrt(2.0))
+        return (log_w.exp() * 0.5 * (1 + torch.erf(z))).sum(-1)
+
+    def quantile(self, params, q: float, max_days: float = 36500.0) -> torch.Tensor:
+        """Gap in days at quantile q, by bisection on log(1 + gap) (the CDF is monotone)."""
+        batch = params[0].shape[0]
+        low = torch.zeros(batch, device=params[0].device)
+        high = torch.full_like(low, math.log1p(max_days))
+        for _ in range(40):
+            mid = (low + high) / 2
+            below = self.cdf(params, torch.expm1(mid)) < q
+            low = torch.where(below, mid, low)
+            high = torch.where(below, high, mid)
+        return torch.expm1((low + high) / 2)
+
+    def features(self, user: torch.Tensor, batch: dict[str, torch.Tensor], encode) -> tuple:
+        last = encode(batch["times"][:, -1:]).squeeze(1)
+        return self.parameters_for(user, last, batch["items"], batch["times"])
+
+    def nll(self, user: torch.Tensor, batch: dict[str, torch.Tensor], encode) -> torch.Tensor:
+        gap = (batch["target_time"] - batch["times"][:, -1]).clamp_min(0.0) * self.span_days
+        return -self.log_prob(self.features(user, batch, encode), gap).mean()

@@ -1,0 +1,1 @@
+"""Data loading, preprocessing, splits, metrics and training for PASRec."""

@@ -1,0 +1,154 @@
+"""From a data path and options to a trained checkpoint and ``results.json``."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.config import ModelConfig, preset
+from model.recommenders import Popularity, build_model
+from model.time_norm import TimeNormalizer
+from training.loaders import load_interactions
+from training.plots import plot_training_curves
+from training.preprocess import SequenceData, build_sequences
+from training.splits import Split, split_loo, split_ratio
+from training.trainer import TrainConfig, evaluate, seed_everything, train
+
+
+@dataclass
+class DataOptions:
+    path: str
+    format: str | None = None
+    name: str | None = None
+    split: str = "loo"
+    k_core: int = 5
+    truncate: int | None = None
+    train_samples: str = "prefixes"
+    history_length: int | None = None  # default: 50 for MovieLens-like data, else 10
+    split_seed: int = 0
+
+
+def default_history_length(path: str) -> int:
+    lowered = path.lower()
+    return 50 if ("ml-" in lowered or "movielens" in lowered) else 10
+
+
+def prepare_data(opts: DataOptions) -> tuple[SequenceData, Split, TimeNormalizer, int]:
+    inter = load_interactions(opts.path, opts.format, opts.name)
+    data = build_sequences(inter, k_core=opts.k_core, truncate=opts.truncate)
+    length = opts.history_length or default_history_length(opts.path)
+    if opts.split == "loo":
+        split = split_loo(data, length, opts.train_samples)
+    elif opts.split == "811":
+        split = split_ratio(data, length, opts.split_seed, opts.train_samples)
+    else:
+        raise ValueError(f"--split must be 'loo' or '811', got {opts.split!r}")
+    normalizer = TimeNormalizer.from_day_range(*split.train_day_range)
+    return data, split, normalizer, length
+
+
+def machine_description() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def item_counts(data: SequenceData, split: Split) -> list[int]:
+    counts = np.bincount(split.train.target, minlength=data.n_items + 1)
+    return counts[1:].astype(int).tolist()
+
+
+def run_training(
+    data_opts: DataOptions,
+    model_name: str,
+    model_overrides: dict[str, Any],
+    train_cfg: TrainConfig,
+    out_dir: str | Path,
+    dataset_name: str | None = None,
+) -> dict[str, Any]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(train_cfg.seed)
+    started = time.perf_counter()
+    data, split, normalizer, length = prepare_data(data_opts)
+    config = preset(
+        model_name,
+        n_items=data.n_items,
+        history_length=length,
+        seed=train_cfg.seed,
+        span_days=float(normalizer.span_days),
+        **model_overrides,
+    )
+    model = build_model(config)
+    if isinstance(model, Popularity):
+        model.fit_counts(torch.as_tensor(split.train.target))
+    log_path = out / "train_log.jsonl"
+    log_path.write_text("")
+
+    def log_epoch(record: dict[str, float]) -> None:
+        with log_path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    result = train(model, split.train, split.valid, normalizer, train_cfg, on_epoch=log_epoch)
+    device = torch.device(train_cfg.device)
+    test = evaluate(
+        model, split.test, normalizer, device, train_cfg.eval_batch_size, train_cfg.amp,
+        progress=train_cfg.progress, desc="test",
+    )
+    checkpoint_dir = save_checkpoint(
+        out / "checkpoint", model, config, model_name, data.item_vocab,
+        item_counts(data, split), normalizer,
+        extra={"dataset": dataset_name or Path(data_opts.path).name, "data": asdict(data_opts)},
+    )
+    if result.history:
+        plot_training_curves(result.history, out / "training_curves.png", f"{model_name} on "
+                             f"{dataset_name or Path(data_opts.path).name}")
+    results = {
+        "model": model_name,
+        "dataset": dataset_name or Path(data_opts.path).name,
+        "test": test,
+        "best_valid": result.best_valid,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "wall_seconds": time.perf_counter() - started,
+        "data": {**asdict(data_opts), "history_length": length, "users": len(data.user_ids),
+                 "items": data.n_items, "interactions": data.n_interactions,
+                 "train_samples_count": len(split.train), "test_samples_count": len(split.test)},
+        "model_config": config.to_dict(),
+        "train_config": asdict(train_cfg),
+        "machine": machine_description(),
+        "checkpoint": str(checkpoint_dir),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def run_evaluation(checkpoint: str | Path, data_opts: DataOptions, device: str) -> dict[str, Any]:
+    """Re-split the data exactly as in training and score the checkpoint's test targets."""
+    ckpt = load_checkpoint(checkpoint, device)
+    data_opts.history_length = ckpt.config.history_length
+    data, split, _, _ = prepare_data(data_opts)
+    if data.item_vocab != ckpt.item_vocab:
+        raise ValueError(
+            "the data's item vocabulary differs from the checkpoint's: evaluate with the same "
+            "data, format, k-core and truncation options that trained it"
+        )
+    test = evaluate(ckpt.model, split.test, ckpt.time, torch.device(device), progress=True,
+                    desc="test")
+    return {"model": ckpt.name, "version": ckpt.version, "test": test,
+            "data": asdict(data_opts), "test_samples_count": len(split.test)}

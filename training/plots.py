@@ -1,0 +1,51 @@
+"""PNG figures a person would rather look at than read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_training_curves(history: list[dict[str, float]], path: str | Path, title: str) -> Path:
+    """Training losses (left) and validation metrics (right) per epoch."""
+    path = Path(path)
+    epochs = [r["epoch"] for r in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in sorted({k for r in history for k in r if k.startswith("train_")}):
+        left.plot(epochs, [r.get(key, float("nan")) for r in history], label=key[6:])
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.legend()
+    for key in sorted({k for r in history for k in r if k.startswith("valid_")}):
+        points = [(r["epoch"], r[key]) for r in history if key in r]
+        right.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=key[6:])
+    right.set_xlabel("epoch")
+    right.set_ylabel("validation metric (%)")
+    right.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_error_distributions(errors: dict[str, list[float]], path: str | Path, title: str) -> Path:
+    """Histogram of absolute ToI errors in days, one line per predictor."""
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    bins = [0, 1, 2, 4, 7, 14, 30, 60, 120, 240, 365, 730, 1500]
+    for name, values in errors.items():
+        ax.hist(values, bins=bins, histtype="step", linewidth=1.6, label=name, density=False)
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel("|predicted - true| next-interaction time (days)")
+    ax.set_ylabel("test users")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
