@@ -25,8 +25,11 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="data set name (selects <name>_item.txt in Amazon dirs)")
     parser.add_argument("--split", choices=("loo", "811"), default="loo")
     parser.add_argument("--k-core", type=int, default=5)
-    parser.add_argument("--truncate", type=int, help="keep each user's last N interactions "
-                        "(the paper: history length + 1)")
+    parser.add_argument(
+        "--truncate",
+        type=int,
+        help="keep each user's last N interactions (the paper: history length + 1)",
+    )
     parser.add_argument("--train-samples", choices=("prefixes", "last"), default="prefixes")
     parser.add_argument("--history-length", type=int, help="L (default 50 MovieLens, 10 else)")
     parser.add_argument("--split-seed", type=int, default=0, help="user shuffle of the 811 split")
@@ -36,16 +39,32 @@ def data_options(args: argparse.Namespace):
     from training.pipeline import DataOptions
 
     return DataOptions(
-        path=args.data, format=args.format, name=args.name, split=args.split,
-        k_core=args.k_core, truncate=args.truncate, train_samples=args.train_samples,
-        history_length=args.history_length, split_seed=args.split_seed,
+        path=args.data,
+        format=args.format,
+        name=args.name,
+        split=args.split,
+        k_core=args.k_core,
+        truncate=args.truncate,
+        train_samples=args.train_samples,
+        history_length=args.history_length,
+        split_seed=args.split_seed,
     )
 
 
 MODEL_FLAGS = {
-    "hidden": int, "heads": int, "blocks": int, "dropout": float, "gamma": float,
-    "eta": float, "lam": float, "guidance": float, "ddim_steps": int, "p_uncond": float,
-    "gaussian_sigma": float, "rff_sigma": float, "diffusion_steps": int,
+    "hidden": int,
+    "heads": int,
+    "blocks": int,
+    "dropout": float,
+    "gamma": float,
+    "eta": float,
+    "lam": float,
+    "guidance": float,
+    "ddim_steps": int,
+    "p_uncond": float,
+    "gaussian_sigma": float,
+    "rff_sigma": float,
+    "diffusion_steps": int,
 }
 
 
@@ -54,20 +73,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     from training.trainer import TrainConfig
 
     overrides = {name: getattr(args, name) for name in MODEL_FLAGS}
-    overrides.update(time_encoding=args.time_encoding, recon_loss=args.recon_loss,
-                     sasrec_loss=args.sasrec_loss)
+    overrides.update(
+        time_encoding=args.time_encoding, recon_loss=args.recon_loss, sasrec_loss=args.sasrec_loss
+    )
     if args.toi_head:
         overrides["toi_head"] = args.toi_head
     cfg = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, patience=args.patience, val_metric=args.val_metric,
-        seed=args.seed, device=args.device, amp=not args.no_amp,
-        eval_batch_size=args.eval_batch_size, eval_every=args.eval_every,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        val_metric=args.val_metric,
+        seed=args.seed,
+        device=args.device,
+        amp=not args.no_amp,
+        eval_batch_size=args.eval_batch_size,
+        eval_every=args.eval_every,
         progress=not args.quiet,
+        max_minutes=args.max_minutes,
+        valid_limit=args.valid_limit,
+        valid_ddim_steps=args.valid_ddim_steps,
     )
     results = run_training(data_options(args), args.model, overrides, cfg, args.out, args.name)
-    print(json.dumps({k: results[k] for k in ("model", "test", "epochs_run", "best_epoch",
-                                              "seconds_per_epoch")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: results[k]
+                for k in ("model", "test", "epochs_run", "best_epoch", "seconds_per_epoch")
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -103,10 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=3e-4)
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument("--patience", type=int, default=10)
-    train.add_argument("--val-metric", default="NDCG@10",
-                       choices=("HR@5", "HR@10", "NDCG@5", "NDCG@10"))
+    train.add_argument(
+        "--val-metric", default="NDCG@10", choices=("HR@5", "HR@10", "NDCG@5", "NDCG@10")
+    )
     train.add_argument("--eval-batch-size", type=int, default=1024)
     train.add_argument("--eval-every", type=int, default=1)
+    train.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop after this wall time (the best epoch so far is kept)",
+    )
+    train.add_argument("--valid-limit", type=int, help="validate on a fixed random subset")
+    train.add_argument("--valid-ddim-steps", type=int, help="DDIM steps during validation")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     train.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")

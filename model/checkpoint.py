@@ -110,7 +110,9 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     try:
         config = ModelConfig.from_dict(meta["model"])
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{directory}/config.json has an invalid model config: {err}") from err
+        raise CheckpointError(
+            f"{directory}/config.json has an invalid model config: {err}"
+        ) from err
     vocab = _read_json(directory / "vocab.json")
     time_meta = _read_json(directory / "time.json")
     items, counts = vocab.get("items"), vocab.get("counts")

@@ -11,7 +11,7 @@ ARCHITECTURES = ("diffusion", "sasrec", "gru4rec", "popularity")
 
 @dataclass
 class ModelConfig:
-    """Hyper-parameters of a recommender; PASRec, "+TE", PreferDiff and DreamRec differ only here."""
+    """Hyper-parameters; PASRec, "+TE", PreferDiff and DreamRec differ only here."""
 
     architecture: str = "diffusion"
     n_items: int = 0
@@ -44,7 +44,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+            raise ValueError(
+                f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}"
+            )
         if self.time_encoding not in TIME_ENCODINGS:
             raise ValueError(
                 f"time_encoding must be one of {TIME_ENCODINGS}, got {self.time_encoding!r}"

@@ -14,7 +14,7 @@ def reconstruction_error(pred: torch.Tensor, target: torch.Tensor, kind: str) ->
 
 
 def bpr_loss(pos_error: torch.Tensor, neg_error: torch.Tensor, scale: float) -> torch.Tensor:
-    """-log sigmoid(-k (l+ - l-)): small when the positive reconstructs better than the negatives."""
+    """-log sigmoid(-k (l+ - l-)): small when the positive reconstructs better."""
     return -F.logsigmoid(-scale * (pos_error - neg_error)).mean()
 
 

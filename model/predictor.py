@@ -125,7 +125,11 @@ class Predictor:
         results = []
         for values, indices in zip(top.values.tolist(), top.indices.tolist(), strict=True):
             results.append(
-                [(self.items[i - 1], v) for i, v in zip(indices, values, strict=True) if v > float("-inf")]
+                [
+                    (self.items[i - 1], v)
+                    for i, v in zip(indices, values, strict=True)
+                    if v > float("-inf")
+                ]
             )
         return results
 
@@ -152,12 +156,16 @@ class Predictor:
             result = NextTime(time=float(days[row] * DAY_SECONDS))
             if params is not None:
                 row_params = tuple(p[row : row + 1] for p in params)
+                # The head's unit is (dequantised) days after the day of the last event.
+                last_midnight = (last // DAY_SECONDS) * DAY_SECONDS
                 result.quantiles = {
-                    q: last + float(model.tpp.quantile(row_params, q)[0]) * DAY_SECONDS
+                    q: last_midnight + float(model.tpp.quantile(row_params, q)[0]) * DAY_SECONDS
                     for q in QUANTILES
                 }
                 horizon = torch.tensor(HORIZONS_DAYS, device=self.device)
-                cdf = model.tpp.cdf(tuple(p.expand(len(HORIZONS_DAYS), -1) for p in row_params), horizon)
+                cdf = model.tpp.cdf(
+                    tuple(p.expand(len(HORIZONS_DAYS), -1) for p in row_params), horizon
+                )
                 result.p_within = dict(zip(HORIZONS_DAYS, cdf.tolist(), strict=True))
             out.append(result)
         return out

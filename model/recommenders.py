@@ -1,4 +1,4 @@
-"""Every recommender as one interface: ``loss(batch)``, ``score(batch, at)``, ``predict_toi(batch)``.
+"""Every recommender behind one interface: ``loss``, ``score(batch, at)``, ``predict_toi``.
 
 A batch is a dict of tensors: ``items`` [B, L] (left-padded, 0 = padding), ``times`` [B, L]
 (normalised), and for training ``target`` [B] and ``target_time`` [B].
@@ -139,9 +139,7 @@ class DiffusionRecommender(Recommender):
         return self.tpp.features(self.user_state(batch), batch, self.time_encoding)
 
     @torch.no_grad()
-    def generate(
-        self, batch: Batch, at: torch.Tensor | None = None, seed: int = 0
-    ) -> torch.Tensor:
+    def generate(self, batch: Batch, at: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
         """The DDIM-denoised target embedding x_0 for each history."""
         cond, _ = self.condition(self.user_state(batch), batch, at)
         cfg = self.config
@@ -180,7 +178,9 @@ class SequentialClassifier(Recommender):
             logits[:, 0] = float("-inf")
             loss = F.cross_entropy(logits, targets)
         else:
-            negatives = torch.randint(1, self.config.n_items + 1, targets.shape, device=targets.device)
+            negatives = torch.randint(
+                1, self.config.n_items + 1, targets.shape, device=targets.device
+            )
             pos = (states * self.items(targets)).sum(-1)
             neg = (states * self.items(negatives)).sum(-1)
             loss = F.softplus(-pos).mean() + F.softplus(neg).mean()

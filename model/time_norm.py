@@ -11,7 +11,7 @@ DAY_SECONDS = 86400
 
 @dataclass(frozen=True)
 class TimeNormalizer:
-    """Training times land in [0, 1]; later (serving) times go beyond 1, which the encoders accept."""
+    """Training times land in [0, 1]; later (serving) times go beyond 1, as encoders allow."""
 
     origin_day: int
     span_days: int

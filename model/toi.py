@@ -9,7 +9,9 @@ from model.config import ModelConfig
 
 
 def mlp(d_in: int, d_out: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_out, d_out))
+    return nn.Sequential(
+        nn.Linear(d_in, d_out), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_out, d_out)
+    )
 
 
 class ToIModule(nn.Module):

@@ -21,6 +21,10 @@ def decode_toi_days(
     offsets = torch.arange(horizon_days + 1, device=predicted.device)
     candidates = last_days.unsqueeze(-1).to(predicted.device) + offsets  # [B, H+1]
     normalised = (candidates.double() - normalizer.origin_day) / normalizer.span_days
-    encoded = encoding(normalised.float())  # [B, H+1, d]
-    similarity = F.cosine_similarity(encoded, predicted.unsqueeze(1), dim=-1)
+    encoded = encoding(normalised.float()).double()  # [B, H+1, d]
+    # Neighbouring days differ in the last digits, and gaussian encodings beyond the training
+    # range are tiny: normalise in float64 with no norm floor so such days stay apart.
+    candidates_unit = F.normalize(encoded, dim=-1, eps=1e-300)
+    target_unit = F.normalize(predicted.double(), dim=-1, eps=1e-300).unsqueeze(-1)
+    similarity = (candidates_unit @ target_unit).squeeze(-1)
     return candidates.gather(1, similarity.argmax(dim=1, keepdim=True)).squeeze(1)

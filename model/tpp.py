@@ -1,8 +1,10 @@
 """The point-process ToI head: a log-normal mixture over the gap (in days) to the next event.
 
-The distribution is over ``1 + gap_days`` so that same-day returns (gap 0, frequent with
-day-granular data) have finite likelihood. Its input is the user representation (detached, so
-the head cannot cost recommendation quality), the last time's encoding and the history's gaps.
+Data are day-granular (many same-day returns), so the head models the continuous time
+``gap_days + u`` with ``u ~ U[0, 1)`` (dequantisation); its quantiles are floored back to days.
+The mixture is over ``log(1 + gap)`` for numerical range. Its input is the user
+representation (detached, so the head cannot cost recommendation quality), the last time's
+encoding and the history's gaps.
 """
 
 from __future__ import annotations
@@ -30,12 +32,20 @@ class LogNormalMixtureHead(nn.Module):
         self.span_days = config.span_days
         gaps = config.history_length - 1
         self.net = nn.Sequential(
-            nn.Linear(2 * d + 2 * gaps, d), nn.GELU(), nn.Linear(d, d), nn.GELU(), nn.Linear(d, 3 * k)
+            nn.Linear(2 * d + 2 * gaps, d),
+            nn.GELU(),
+            nn.Linear(d, d),
+            nn.GELU(),
+            nn.Linear(d, 3 * k),
         )
         self.components = k
 
     def parameters_for(
-        self, user: torch.Tensor, time_encoding: torch.Tensor, items: torch.Tensor, times: torch.Tensor
+        self,
+        user: torch.Tensor,
+        time_encoding: torch.Tensor,
+        items: torch.Tensor,
+        times: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         gaps = history_gaps(times, items, self.span_days)
         present = ((items[:, 1:] != 0) & (items[:, :-1] != 0)).to(gaps.dtype)
@@ -74,4 +84,5 @@ class LogNormalMixtureHead(nn.Module):
 
     def nll(self, user: torch.Tensor, batch: dict[str, torch.Tensor], encode) -> torch.Tensor:
         gap = (batch["target_time"] - batch["times"][:, -1]).clamp_min(0.0) * self.span_days
+        gap = gap.round() + torch.rand_like(gap)
         return -self.log_prob(self.features(user, batch, encode), gap).mean()

@@ -54,8 +54,10 @@ def test_bpr_term_falls_when_positive_reconstructs_better():
     worse = bpr_loss(torch.tensor([0.6, 0.6]), neg, scale=5.0)
     better = bpr_loss(torch.tensor([0.2, 0.2]), neg, scale=5.0)
     assert better < worse
-    assert bpr_loss(torch.tensor([0.5]), torch.tensor([0.5]), 5.0).item() == torch.log(
-        torch.tensor(2.0)).item()
+    assert (
+        bpr_loss(torch.tensor([0.5]), torch.tensor([0.5]), 5.0).item()
+        == torch.log(torch.tensor(2.0)).item()
+    )
 
 
 def test_reconstruction_errors():
@@ -74,8 +76,10 @@ def test_eta_one_gives_the_toi_module_no_gradient():
     # and with eta < 1 it does learn
     model = pasrec(eta=0.5)
     model.loss(toy_batch())[0].backward()
-    assert any(g is not None and torch.count_nonzero(g) > 0
-               for g in (p.grad for p in model.toi_module.parameters()))
+    assert any(
+        g is not None and torch.count_nonzero(g) > 0
+        for g in (p.grad for p in model.toi_module.parameters())
+    )
 
 
 def test_conditioning_on_a_given_time_changes_the_recommendation_input():

@@ -31,8 +31,12 @@ def test_rff_uses_its_seeded_frequencies():
     enc = encoder("rff", rff_sigma=1.0, seed=3)
     b = enc.rff_freqs.tolist()
     t = 0.3
-    expected = [math.cos(2 * math.pi * b[0] * t), math.cos(2 * math.pi * b[1] * t),
-                math.sin(2 * math.pi * b[0] * t), math.sin(2 * math.pi * b[1] * t)]
+    expected = [
+        math.cos(2 * math.pi * b[0] * t),
+        math.cos(2 * math.pi * b[1] * t),
+        math.sin(2 * math.pi * b[0] * t),
+        math.sin(2 * math.pi * b[1] * t),
+    ]
     assert enc(torch.tensor([[t]]))[0, 0].tolist() == pytest.approx(expected, rel=1e-5)
     # A different seed draws different frequencies; the same seed the same ones.
     assert encoder("rff", seed=4).rff_freqs.tolist() != b

@@ -319,7 +319,9 @@ def _seq_pair(path: Path, name: str | None) -> tuple[Path, Path]:
     if base not in names:
         listed = ", ".join(names)
         if name is None:
-            raise DataFormatError(f"{path}: several amazon-seq datasets ({listed}); pick one by name")
+            raise DataFormatError(
+                f"{path}: several amazon-seq datasets ({listed}); pick one by name"
+            )
         raise DataFormatError(f"{path}: no amazon-seq dataset named {name!r} (found: {listed})")
     return directory / f"{base}_item.txt", directory / f"{base}_time.txt"
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from model.checkpoint import load_checkpoint, save_checkpoint
-from model.config import ModelConfig, preset
+from model.config import preset
 from model.recommenders import Popularity, build_model
 from model.time_norm import TimeNormalizer
 from training.loaders import load_interactions
@@ -106,17 +106,30 @@ def run_training(
     result = train(model, split.train, split.valid, normalizer, train_cfg, on_epoch=log_epoch)
     device = torch.device(train_cfg.device)
     test = evaluate(
-        model, split.test, normalizer, device, train_cfg.eval_batch_size, train_cfg.amp,
-        progress=train_cfg.progress, desc="test",
+        model,
+        split.test,
+        normalizer,
+        device,
+        train_cfg.eval_batch_size,
+        progress=train_cfg.progress,
+        desc="test",
     )
     checkpoint_dir = save_checkpoint(
-        out / "checkpoint", model, config, model_name, data.item_vocab,
-        item_counts(data, split), normalizer,
+        out / "checkpoint",
+        model,
+        config,
+        model_name,
+        data.item_vocab,
+        item_counts(data, split),
+        normalizer,
         extra={"dataset": dataset_name or Path(data_opts.path).name, "data": asdict(data_opts)},
     )
     if result.history:
-        plot_training_curves(result.history, out / "training_curves.png", f"{model_name} on "
-                             f"{dataset_name or Path(data_opts.path).name}")
+        plot_training_curves(
+            result.history,
+            out / "training_curves.png",
+            f"{model_name} on {dataset_name or Path(data_opts.path).name}",
+        )
     results = {
         "model": model_name,
         "dataset": dataset_name or Path(data_opts.path).name,
@@ -126,9 +139,15 @@ def run_training(
         "best_epoch": result.best_epoch,
         "seconds_per_epoch": result.seconds_per_epoch,
         "wall_seconds": time.perf_counter() - started,
-        "data": {**asdict(data_opts), "history_length": length, "users": len(data.user_ids),
-                 "items": data.n_items, "interactions": data.n_interactions,
-                 "train_samples_count": len(split.train), "test_samples_count": len(split.test)},
+        "data": {
+            **asdict(data_opts),
+            "history_length": length,
+            "users": len(data.user_ids),
+            "items": data.n_items,
+            "interactions": data.n_interactions,
+            "train_samples_count": len(split.train),
+            "test_samples_count": len(split.test),
+        },
         "model_config": config.to_dict(),
         "train_config": asdict(train_cfg),
         "machine": machine_description(),
@@ -148,7 +167,13 @@ def run_evaluation(checkpoint: str | Path, data_opts: DataOptions, device: str) 
             "the data's item vocabulary differs from the checkpoint's: evaluate with the same "
             "data, format, k-core and truncation options that trained it"
         )
-    test = evaluate(ckpt.model, split.test, ckpt.time, torch.device(device), progress=True,
-                    desc="test")
-    return {"model": ckpt.name, "version": ckpt.version, "test": test,
-            "data": asdict(data_opts), "test_samples_count": len(split.test)}
+    test = evaluate(
+        ckpt.model, split.test, ckpt.time, torch.device(device), progress=True, desc="test"
+    )
+    return {
+        "model": ckpt.name,
+        "version": ckpt.version,
+        "test": test,
+        "data": asdict(data_opts),
+        "test_samples_count": len(split.test),
+    }

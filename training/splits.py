@@ -91,8 +91,9 @@ def _training_targets(
     Position 0 is never a target: it has no history.
     """
     if train_samples == "last":
-        users = users[ends >= 2]
-        return users, flat.starts[users] + ends[ends >= 2] - 1
+        has_target = ends >= 2
+        users = users[has_target]
+        return users, flat.starts[users] + ends[has_target] - 1
     counts = np.maximum(ends - 1, 0)
     repeated = np.repeat(users, counts)
     offset_in_user = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -109,10 +110,8 @@ def _last_targets(flat: _Flat, users: np.ndarray, back: int) -> tuple[np.ndarray
 def _day_range(train: Samples) -> tuple[int, int]:
     if len(train) == 0:
         raise ValueError("the split has no training samples")
-    history_days = train.days[train.items != 0]
-    first = min(int(train.target_day.min()), int(history_days.min(initial=train.target_day[0])))
-    last = max(int(train.target_day.max()), int(history_days.max(initial=train.target_day[0])))
-    return first, last
+    visible = np.concatenate([train.days[train.items != 0], train.target_day])
+    return int(visible.min()), int(visible.max())
 
 
 def split_loo(data: SequenceData, history_length: int, train_samples: str = "prefixes") -> Split:

@@ -8,6 +8,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,8 +35,11 @@ class TrainConfig:
     eval_every: int = 1
     seed: int = 0
     device: str = "cpu"
-    amp: bool = True  # mixed precision, used only on CUDA
+    amp: bool = True  # bf16 mixed precision for the training steps, used only on CUDA
     progress: bool = True
+    max_minutes: float | None = None  # wall-clock budget; the best epoch so far is kept
+    valid_limit: int | None = None  # validate on a fixed random subset of this many samples
+    valid_ddim_steps: int | None = None  # fewer DDIM steps for validation than for test
 
 
 @dataclass
@@ -57,7 +61,24 @@ def seed_everything(seed: int) -> None:
 
 
 def autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+    return torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda"
+    )
+
+
+@contextmanager
+def ddim_steps(model: nn.Module, steps: int | None):
+    """Temporarily sample with ``steps`` DDIM steps (diffusion models only)."""
+    config = getattr(model, "config", None)
+    if steps is None or config is None:
+        yield
+        return
+    saved = config.ddim_steps
+    config.ddim_steps = steps
+    try:
+        yield
+    finally:
+        config.ddim_steps = saved
 
 
 @torch.no_grad()
@@ -67,7 +88,6 @@ def evaluate(
     normalizer: TimeNormalizer,
     device: torch.device,
     batch_size: int = 1024,
-    amp: bool = True,
     progress: bool = False,
     desc: str = "eval",
 ) -> dict[str, float]:
@@ -78,9 +98,8 @@ def evaluate(
     for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
         part = samples.subset(np.arange(start, min(start + batch_size, len(samples))))
         batch = make_batch(part.items, part.days, normalizer, device)
-        with autocast(device, amp):
-            scores = model.score(batch)
-        acc.add(scores.float(), torch.as_tensor(part.target, device=device))
+        # Scores stay in full precision: bf16 would create ties among the ranked items.
+        acc.add(model.score(batch).float(), torch.as_tensor(part.target, device=device))
     return acc.result()
 
 
@@ -99,6 +118,11 @@ def train(
         return result  # popularity: nothing to optimise
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = np.random.default_rng(cfg.seed)
+    if cfg.valid_limit is not None and cfg.valid_limit < len(valid_samples):
+        valid_samples = valid_samples.subset(
+            np.sort(generator.choice(len(valid_samples), cfg.valid_limit, replace=False))
+        )
+    deadline = None if cfg.max_minutes is None else time.perf_counter() + 60 * cfg.max_minutes
     best_score, best_state, stale = -math.inf, None, 0
     seconds = 0.0
     for epoch in range(1, cfg.epochs + 1):
@@ -110,7 +134,9 @@ def train(
         bar = tqdm(batches, desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
         for start in bar:
             part = train_samples.subset(order[start : start + cfg.batch_size])
-            batch = make_batch(part.items, part.days, normalizer, device, part.target, part.target_day)
+            batch = make_batch(
+                part.items, part.days, normalizer, device, part.target, part.target_day
+            )
             with autocast(device, cfg.amp):
                 loss, parts = model.loss(batch)
             optimizer.zero_grad(set_to_none=True)
@@ -126,7 +152,8 @@ def train(
         record = {"epoch": float(epoch)}
         record.update({f"train_{k}": v / len(order) for k, v in totals.items()})
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            valid = evaluate(model, valid_samples, normalizer, device, cfg.eval_batch_size, cfg.amp)
+            with ddim_steps(model, cfg.valid_ddim_steps):
+                valid = evaluate(model, valid_samples, normalizer, device, cfg.eval_batch_size)
             record.update({f"valid_{k}": v for k, v in valid.items()})
             score = valid[cfg.val_metric]
             if score > best_score:
@@ -139,7 +166,7 @@ def train(
         result.epochs_run = epoch
         if on_epoch is not None:
             on_epoch(record)
-        if stale >= cfg.patience:
+        if stale >= cfg.patience or (deadline is not None and time.perf_counter() > deadline):
             break
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -1,0 +1,173 @@
+"""Request and response bodies of the HTTP API (they also make up the OpenAPI document)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from model.predictor import NextTime
+from service.models import ID_LENGTH
+
+
+def _id(value: Any) -> str:
+    # Integers are accepted because many data sets number their users and items.
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if not 1 <= len(value) <= ID_LENGTH:
+        raise ValueError(f"must be 1 to {ID_LENGTH} characters long (got {len(value)})")
+    if not value.isprintable():
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def parse_time(value: Any, *, numeric_strings: bool = False) -> datetime:
+    """RFC 3339 text or unix seconds -> aware UTC datetime; pre-1970 and NaN refused."""
+    if isinstance(value, bool):
+        raise ValueError("must be an RFC 3339 string or unix seconds, not a boolean")
+    if isinstance(value, str) and numeric_strings:
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number of unix seconds")
+        if value < 0:
+            raise ValueError("is before 1970-01-01T00:00:00Z")
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("is too far in the future") from None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                "must be an RFC 3339 timestamp (e.g. 2024-05-01T12:00:00Z) or unix seconds"
+            ) from None
+        if parsed.tzinfo is None:
+            raise ValueError("needs a time zone offset (e.g. Z or +02:00)")
+        parsed = parsed.astimezone(UTC)
+        if parsed.timestamp() < 0:
+            raise ValueError("is before 1970-01-01T00:00:00Z")
+        return parsed
+    raise ValueError("must be an RFC 3339 string or unix seconds")
+
+
+EntityId = Annotated[str, BeforeValidator(_id)]
+Timestamp = Annotated[datetime, BeforeValidator(parse_time)]
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: EntityId | None = Field(
+        default=None,
+        description="Idempotency key. Without one, the event's content (user, item, time) "
+        "serves as its identity.",
+    )
+    user_id: EntityId
+    item_id: EntityId
+    timestamp: Timestamp = Field(description="RFC 3339 (with offset) or unix seconds.")
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventIn] = Field(description="At most PASREC_MAX_BATCH_EVENTS events.")
+
+
+class IngestOut(BaseModel):
+    received: int
+    accepted: int = Field(description="Events stored by this call.")
+    duplicates: int = Field(description="Events already stored (or repeated in the batch).")
+    unknown_items: int = Field(
+        description="Accepted events whose item the loaded model does not know; they are "
+        "stored but ignored by inference (all of them when no model is loaded)."
+    )
+
+
+class ScoredItem(BaseModel):
+    item_id: str
+    score: float
+
+
+class NextTimeOut(BaseModel):
+    time: datetime = Field(description="Predicted next interaction time (UTC).")
+    unix: float
+    quantiles: dict[str, datetime] | None = Field(
+        default=None, description="Quantile -> time; only with a tpp head."
+    )
+    p_within_days: dict[str, float] | None = Field(
+        default=None, description="Horizon in days -> probability of returning within it."
+    )
+
+    @classmethod
+    def of(cls, value: NextTime | None) -> NextTimeOut | None:
+        if value is None:
+            return None
+        return cls(
+            time=datetime.fromtimestamp(value.time, UTC),
+            unix=value.time,
+            quantiles=None
+            if value.quantiles is None
+            else {f"{q:g}": datetime.fromtimestamp(t, UTC) for q, t in value.quantiles.items()},
+            p_within_days=None
+            if value.p_within is None
+            else {f"{h:g}": p for h, p in value.p_within.items()},
+        )
+
+
+class RecommendOut(BaseModel):
+    user_id: str
+    items: list[ScoredItem]
+    fallback: str | None = Field(
+        description="`popularity` when the model could not personalise; null otherwise."
+    )
+    fallback_reason: str | None = None
+    at: datetime | None = Field(description="The time recommended for (null: predicted ToI).")
+    next_time: NextTimeOut | None
+    model_version: str
+    generated_at: datetime
+
+
+class ToiOut(BaseModel):
+    user_id: str
+    next_time: NextTimeOut | None
+    reason: str | None = Field(default=None, description="Why next_time is null.")
+    last_event_at: datetime
+    model_version: str
+
+
+class ReloadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(
+        default=None, description="Checkpoint directory; default PASREC_MODEL_PATH."
+    )
+
+
+class ReloadOut(BaseModel):
+    model_version: str
+    model_name: str
+    previous_version: str | None
+    path: str
+
+
+class ErrorDetail(BaseModel):
+    loc: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] = []
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

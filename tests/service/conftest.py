@@ -1,0 +1,186 @@
+"""Fixtures of the service tests: real Postgres/Redis back ends next to the embedded default,
+tiny checkpoints trained once per session, apps, API keys and live servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from service_helpers import Clock, Keys, make_keys
+
+from service.app import create_app
+from service.migrate import upgrade
+from service.models import Base
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+ML100K = ROOT.parent / "shared" / "data" / "ml-100k" / "ml-100k.inter"
+PG_URL = os.environ.get("PASREC_TEST_POSTGRES_URL", "postgresql+psycopg://@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("PASREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE = os.environ.get("PASREC_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail where the CI demands the real services."""
+    if REQUIRE:
+        pytest.fail(f"{reason} (PASREC_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+# --- back ends -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url() -> Iterator[str]:
+    """A private, migrated schema in the `test` database for this run, dropped at the end."""
+    admin = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
+    schema = f"pasrec_test_{uuid.uuid4().hex[:10]}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    rendered = url.render_as_string(hide_password=False)
+    try:
+        upgrade(Settings(database_url=rendered, _env_file=None))
+        yield rendered
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_available() -> str:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+def _truncate(url: str) -> None:
+    engine = sa.create_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+def _drop_prefix(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(params=["embedded", "postgres+redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def base_settings(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Settings]:
+    """Settings of a fresh, migrated, empty store on the parametrised back end (no model)."""
+    # Explicit values, so PASREC_* variables of the shell running the tests cannot leak in.
+    common = {"_env_file": None, "batch_wait_ms": 2.0, "auth_enabled": True, "api_keys": []}
+    if backend == "embedded":
+        embedded = Settings(
+            sqlite_path=tmp_path / "pasrec.db", database_url=None, redis_url=None, **common
+        )
+        upgrade(embedded)
+        yield embedded
+        return
+    url = request.getfixturevalue("pg_schema_url")
+    redis_url = request.getfixturevalue("redis_available")
+    prefix = f"pasrec-test:{uuid.uuid4().hex[:10]}:"
+    _truncate(url)
+    try:
+        yield Settings(database_url=url, redis_url=redis_url, redis_prefix=prefix, **common)
+    finally:
+        _drop_prefix(redis_url, prefix)
+
+
+@pytest.fixture
+def settings(base_settings: Settings, checkpoint: Path) -> Settings:
+    """Store plus the session's PASRec checkpoint."""
+    base_settings.model_path = checkpoint
+    return base_settings
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def data_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 120 users of MovieLens-100K, in the same RecBole layout."""
+    if not ML100K.exists():
+        pytest.skip(f"reference data missing: {ML100K}")
+    lines = ML100K.read_text().splitlines()
+    keep = [lines[0]] + [row for row in lines[1:] if int(row.split("\t")[0]) <= 120]
+    path = tmp_path_factory.mktemp("data") / "ml-slice.inter"
+    path.write_text("\n".join(keep) + "\n")
+    return path
+
+
+def _train(data: Path, out: Path, model: str, *extra: str) -> Path:
+    pasrec = shutil.which("pasrec", path=str(Path(sys.executable).parent)) or "pasrec"
+    cmd = [
+        pasrec, "train", "--data", str(data), "--model", model, "--epochs", "1",
+        "--hidden", "32", "--ddim-steps", "10", "--diffusion-steps", "100",
+        "--truncate", "30", "--history-length", "10", "--device", "cpu", "--quiet",
+        "--out", str(out), *extra,
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out / "checkpoint"
+
+
+@pytest.fixture(scope="session")
+def checkpoint(data_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny PASRec with the tpp ToI head, trained on the slice."""
+    return _train(data_slice, tmp_path_factory.mktemp("pasrec"), "pasrec", "--toi-head", "tpp")
+
+
+@pytest.fixture(scope="session")
+def checkpoint_no_toi(data_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny PreferDiff (no ToI module), another model class behind the same interface."""
+    return _train(data_slice, tmp_path_factory.mktemp("preferdiff"), "preferdiff")
+
+
+# --- apps, keys, servers -------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def keys(settings: Settings) -> Keys:
+    return make_keys(settings)
+
+
+@pytest.fixture
+def client(settings: Settings, clock: Clock, keys: Keys) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, clock)) as test_client:
+        yield test_client

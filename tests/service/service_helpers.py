@@ -1,0 +1,104 @@
+"""Helpers shared by the service tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+import uvicorn
+
+from service.app import create_app
+from service.auth import create_key
+from service.settings import Settings
+
+
+class Clock:
+    """A settable clock; follows real time until `set` pins it."""
+
+    def __init__(self) -> None:
+        self.fixed: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.fixed or datetime.now(UTC)
+
+    def set(self, when: datetime) -> None:
+        self.fixed = when
+
+
+def row_count(settings: Settings, table: str) -> int:
+    engine = sa.create_engine(settings.effective_database_url)
+    with engine.connect() as conn:
+        count = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+    engine.dispose()
+    return count
+
+
+def read_slice(path: Path) -> dict[str, list[tuple[str, float]]]:
+    """user -> chronological (item, unix seconds)."""
+    users: dict[str, list[tuple[str, float]]] = {}
+    for row in path.read_text().splitlines()[1:]:
+        user, item, _rating, ts = row.split("\t")
+        users.setdefault(user, []).append((item, float(ts)))
+    for events in users.values():
+        events.sort(key=lambda e: e[1])
+    return users
+
+
+@dataclass
+class Keys:
+    ingest: dict[str, str]
+    read: dict[str, str]
+    admin: dict[str, str]
+    all: dict[str, str]
+
+
+def make_keys(settings: Settings) -> Keys:
+    def header(*scopes: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {create_key(settings, '-'.join(scopes), scopes)}"}
+
+    return Keys(
+        header("ingest"), header("read"), header("admin"), header("ingest", "read", "admin")
+    )
+
+
+class LiveServer:
+    """uvicorn serving the app on a loopback port, in a thread of the test process."""
+
+    def __init__(self, settings: Settings) -> None:
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=0, log_level="warning", access_log=False
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("live server did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def event(user: str, item: str, ts: float | str, event_id: str | None = None) -> dict:
+    body: dict = {"user_id": user, "item_id": item, "timestamp": ts}
+    if event_id is not None:
+        body["event_id"] = event_id
+    return body

@@ -1,0 +1,102 @@
+"""Model reload: swapping checkpoints (of different model classes) without dropping requests."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+from service_helpers import Keys, LiveServer, event, make_keys, read_slice
+
+from model.predictor import Predictor
+from service.settings import Settings
+
+
+def test_reload_to_another_model_class_and_back(
+    client: TestClient, keys: Keys, checkpoint: Path, checkpoint_no_toi: Path
+) -> None:
+    pasrec = Predictor.load(checkpoint, device="cpu").version
+    other = Predictor.load(checkpoint_no_toi, device="cpu").version
+    client.post("/v1/events", json={"events": [event("u", "50", 1e9)]}, headers=keys.ingest)
+
+    response = client.post(
+        "/v1/admin/model/reload", json={"path": str(checkpoint_no_toi)}, headers=keys.admin
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "model_version": other,
+        "model_name": "preferdiff",
+        "previous_version": pasrec,
+        "path": str(checkpoint_no_toi),
+    }
+    recommended = client.get("/v1/recommend/u?k=3", headers=keys.read).json()
+    assert recommended["model_version"] == other
+    assert recommended["next_time"] is None and len(recommended["items"]) == 3
+    toi = client.get("/v1/users/u/toi", headers=keys.read).json()
+    assert toi["next_time"] is None and "no time-of-interest module" in toi["reason"]
+
+    # No body: back to PASREC_MODEL_PATH.
+    back = client.post("/v1/admin/model/reload", headers=keys.admin)
+    assert back.status_code == 200 and back.json()["model_version"] == pasrec
+    metrics = client.get("/metrics").text
+    assert f'pasrec_model_info{{model="pasrec",version="{pasrec}"}} 1.0' in metrics
+    assert other not in metrics
+
+
+def test_bad_checkpoints_are_refused_and_the_old_model_keeps_serving(
+    client: TestClient, keys: Keys, checkpoint: Path, tmp_path: Path
+) -> None:
+    version = Predictor.load(checkpoint, device="cpu").version
+    tampered = tmp_path / "tampered"
+    shutil.copytree(checkpoint, tampered)
+    weights = tampered / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-100:] = bytes(100)
+    weights.write_bytes(bytes(data))
+    for path in (tampered, tmp_path / "missing"):
+        response = client.post(
+            "/v1/admin/model/reload", json={"path": str(path)}, headers=keys.admin
+        )
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "invalid_checkpoint" and str(path) in error["message"]
+    body = client.get("/v1/recommend/u", headers=keys.read).json()
+    assert body["model_version"] == version
+
+
+def test_reload_under_load_drops_nothing(
+    settings: Settings, checkpoint: Path, checkpoint_no_toi: Path, data_slice: Path
+) -> None:
+    keys = make_keys(settings)
+    history = read_slice(data_slice)["2"][:20]
+    events = [event("u2", item, ts) for item, ts in history]
+    failures: list[str] = []
+    answered: dict[str, int] = {}
+    stop = threading.Event()
+
+    with LiveServer(settings) as url:
+        httpx.post(f"{url}/v1/events", json={"events": events}, headers=keys.ingest).raise_for_status()
+
+        def hammer() -> None:
+            with httpx.Client(base_url=url, headers=keys.read, timeout=30) as http:
+                while not stop.is_set():
+                    response = http.get("/v1/recommend/u2?k=5")
+                    if response.status_code != 200:
+                        failures.append(response.text)
+                        continue
+                    version = response.json()["model_version"]
+                    answered[version] = answered.get(version, 0) + 1
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        with httpx.Client(base_url=url, headers=keys.admin, timeout=60) as admin:
+            for path in (checkpoint_no_toi, checkpoint, checkpoint_no_toi, checkpoint):
+                admin.post("/v1/admin/model/reload", json={"path": str(path)}).raise_for_status()
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert len(answered) == 2 and sum(answered.values()) > 8

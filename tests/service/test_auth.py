@@ -1,0 +1,123 @@
+"""API keys: 401 without or with a bad key, 403 with the wrong scope, explicit auth-off."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+from service_helpers import Clock, Keys, event, row_count
+
+from service.app import create_app
+from service.auth import create_key, revoke_key
+from service.settings import ConfiguredKey, Settings
+
+ENDPOINTS = [
+    ("post", "/v1/events", "ingest"),
+    ("get", "/v1/recommend/u1", "read"),
+    ("get", "/v1/users/u1/toi", "read"),
+    ("post", "/v1/admin/model/reload", "admin"),
+]
+BATCH = {"events": [event("u1", "50", 1e9)]}
+
+
+def call(client: TestClient, method: str, path: str, headers: dict[str, str]):
+    if method == "post":
+        return client.post(path, json=BATCH if path == "/v1/events" else {}, headers=headers)
+    return client.get(path, headers=headers)
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), ENDPOINTS)
+def test_missing_wrong_and_misscoped_keys(
+    client: TestClient, keys: Keys, settings: Settings, method: str, path: str, scope: str
+) -> None:
+    missing = call(client, method, path, {})
+    assert missing.status_code == 401
+    assert "missing API key" in missing.json()["error"]["message"]
+    assert missing.headers["www-authenticate"] == "Bearer"
+
+    wrong = call(client, method, path, {"Authorization": "Bearer pasrec_0000_nope"})
+    assert wrong.status_code == 401
+    assert "invalid" in wrong.json()["error"]["message"]
+
+    other = {"ingest": keys.read, "read": keys.ingest, "admin": keys.read}[scope]
+    forbidden = call(client, method, path, other)
+    assert forbidden.status_code == 403
+    assert f"lacks the '{scope}' scope" in forbidden.json()["error"]["message"]
+    assert row_count(settings, "interactions") == 0
+
+    allowed = call(client, method, path, getattr(keys, scope))
+    assert allowed.status_code not in (401, 403)
+
+
+def test_x_api_key_header_and_revocation(settings: Settings, clock: Clock) -> None:
+    key = create_key(settings, "reader", ["read"])
+    with TestClient(create_app(settings, clock)) as client:
+        assert client.get("/v1/recommend/u1", headers={"X-API-Key": key}).status_code == 200
+    assert revoke_key(settings, key.split("_")[1])
+    assert not revoke_key(settings, key.split("_")[1])
+    with TestClient(create_app(settings, clock)) as client:
+        assert client.get("/v1/recommend/u1", headers={"X-API-Key": key}).status_code == 401
+
+
+def test_keys_from_the_environment(settings: Settings, clock: Clock) -> None:
+    plain = "local-stack-ingest-key-0123456789"
+    hashed = "reader-key-known-only-by-its-hash"
+    settings.api_keys = [
+        ConfiguredKey(name="stack", scopes=["ingest"], key=plain),
+        ConfiguredKey(
+            name="hashed", scopes=["read"], sha256=hashlib.sha256(hashed.encode()).hexdigest()
+        ),
+    ]
+    with TestClient(create_app(settings, clock)) as client:
+        ok = client.post("/v1/events", json=BATCH, headers={"X-API-Key": plain})
+        assert ok.status_code == 200
+        assert client.get("/v1/recommend/u1", headers={"X-API-Key": hashed}).status_code == 200
+        denied = client.get("/v1/recommend/u1", headers={"X-API-Key": plain})
+        assert denied.status_code == 403
+
+
+def test_environment_keys_are_parsed_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "PASREC_API_KEYS", '[{"name": "a", "scopes": ["read", "admin"], "key": "0123456789abcdef"}]'
+    )
+    parsed = Settings(_env_file=None).api_keys
+    assert parsed[0].scopes == ["read", "admin"]
+    monkeypatch.setenv("PASREC_API_KEYS", '[{"name": "a", "scopes": ["root"], "key": "x"}]')
+    with pytest.raises(ValueError, match="scopes"):
+        Settings(_env_file=None)
+
+
+def test_create_key_validates(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="scopes"):
+        create_key(settings, "x", ["superuser"])
+    with pytest.raises(ValueError, match="scopes"):
+        create_key(settings, "x", [])
+    with pytest.raises(ValueError, match="name"):
+        create_key(settings, "", ["read"])
+    assert row_count(settings, "api_keys") == 0
+
+
+def test_auth_off_only_when_asked_and_logged(
+    settings: Settings, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.auth_enabled = False
+    with caplog.at_level(logging.WARNING), TestClient(create_app(settings, clock)) as client:
+        assert client.post("/v1/events", json=BATCH).status_code == 200
+        assert client.get("/v1/recommend/u1").status_code == 200
+    assert any("authentication is OFF" in r.getMessage() for r in caplog.records)
+    assert Settings(_env_file=None).auth_enabled is True
+
+
+def test_keys_are_stored_hashed(settings: Settings) -> None:
+    import sqlalchemy as sa
+
+    key = create_key(settings, "k", ["read"])
+    engine = sa.create_engine(settings.effective_database_url)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT key_id, secret_sha256, scopes FROM api_keys")).one()
+    engine.dispose()
+    assert key not in stored and key.split("_")[2] not in stored.secret_sha256
+    assert stored.secret_sha256 == hashlib.sha256(key.encode()).hexdigest()
+    assert stored.scopes == "read"

@@ -1,0 +1,101 @@
+import json
+
+import pytest
+import torch
+
+from model.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint, save_checkpoint
+from model.config import preset
+from model.predictor import Predictor
+from model.recommenders import build_model
+from model.time_norm import TimeNormalizer
+
+VOCAB = [f"item-{i}" for i in range(12)]
+
+
+def toy_batch():
+    return {
+        "items": torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]]),
+        "times": torch.tensor([[0, 0.1, 0.2, 0.3], [0.1, 0.2, 0.3, 0.4]]),
+    }
+
+
+def saved(tmp_path, name="pasrec", **kw):
+    torch.manual_seed(1)
+    config = preset(name, n_items=12, hidden=16, history_length=4, seed=5, **kw)
+    model = build_model(config).eval()
+    path = save_checkpoint(
+        tmp_path / "ckpt", model, config, name, VOCAB, list(range(12)), TimeNormalizer(15000, 400)
+    )
+    return model, path
+
+
+@pytest.mark.parametrize("name", ["pasrec", "preferdiff", "sasrec", "gru4rec", "popularity"])
+def test_round_trip_gives_identical_scores(tmp_path, name):
+    model, path = saved(tmp_path, name)
+    loaded = load_checkpoint(path)
+    assert torch.equal(model.score(toy_batch()), loaded.model.score(toy_batch()))
+    assert loaded.item_vocab == VOCAB and loaded.time == TimeNormalizer(15000, 400)
+    assert loaded.version.startswith(name + "-")
+
+
+def test_rff_frequencies_survive_save_and_load(tmp_path):
+    model, path = saved(tmp_path, time_encoding="rff")
+    loaded = load_checkpoint(path).model
+    assert torch.equal(model.time_encoding.rff_freqs, loaded.time_encoding.rff_freqs)
+
+
+def test_tampered_weights_are_refused(tmp_path):
+    _, path = saved(tmp_path)
+    weights = path / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="modified"):
+        load_checkpoint(path)
+
+
+def test_newer_format_version_is_refused(tmp_path):
+    _, path = saved(tmp_path)
+    meta = json.loads((path / "config.json").read_text())
+    meta["format_version"] = FORMAT_VERSION + 1
+    (path / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="newer"):
+        load_checkpoint(path)
+
+
+def test_missing_or_broken_files_are_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nowhere")
+    _, path = saved(tmp_path)
+    (path / "vocab.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="vocab.json"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_holds_no_pickle(tmp_path):
+    _, path = saved(tmp_path)
+    assert sorted(p.name for p in path.iterdir()) == [
+        "config.json",
+        "time.json",
+        "vocab.json",
+        "weights.safetensors",
+    ]
+    assert not (path / "weights.safetensors").read_bytes().startswith(b"\x80")
+
+
+def test_predictor_speaks_raw_ids_and_unix_seconds(tmp_path):
+    _, path = saved(tmp_path)
+    predictor = Predictor.load(path, device="cpu")
+    day = 86400
+    history = [("item-0", 15100 * day), ("item-3", 15110 * day), ("unknown", 15111 * day)]
+    recs = predictor.recommend([history], k=5, exclude=[{"item-0", "item-3"}])[0]
+    assert len(recs) == 5 and not {"item-0", "item-3"} & {i for i, _ in recs}
+    assert all(i in VOCAB for i, _ in recs)
+    at = predictor.recommend([history], k=5, at=[15400 * day])[0]
+    # Conditioning on another time than the predicted ToI changes what is generated.
+    assert [s for _, s in at] != [s for _, s in predictor.recommend([history], k=5)[0]]
+    (next_time,) = predictor.predict_next_time([history])
+    assert next_time is not None
+    assert 15110 * day <= next_time.time <= (15110 + 365) * day
+    assert predictor.popular(3) == [("item-11", 11.0), ("item-10", 10.0), ("item-9", 9.0)]
+    assert predictor.predict_next_time([[("unknown", 0.0)]]) == [None]

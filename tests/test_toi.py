@@ -1,0 +1,112 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from model.config import ModelConfig, preset
+from model.recommenders import build_model
+from model.time_encoding import TimeEncoding
+from model.time_norm import TimeNormalizer
+from model.toi_decode import decode_toi_days
+from training.splits import Samples
+from training.toi_eval import error_summary, global_median_gap, naive_predictions
+
+NORMALIZER = TimeNormalizer(origin_day=10000, span_days=1000)
+
+
+@pytest.mark.parametrize("kind", ["sinusoidal", "gaussian", "rff"])
+@pytest.mark.parametrize("true_day", [10500, 10990, 11080])  # the last is past the training range
+def test_decoding_returns_the_encoded_day(kind, true_day):
+    encoding = TimeEncoding(ModelConfig(hidden=64, heads=2, time_encoding=kind, seed=2))
+    last_day = true_day - 17
+    exact = encoding(torch.tensor([[NORMALIZER.normalize_days(true_day).item()]])).squeeze(1)
+    decoded = decode_toi_days(exact, torch.tensor([last_day]), encoding, NORMALIZER, 365)
+    assert decoded.tolist() == [true_day]
+
+
+def test_error_summary_by_hand():
+    summary = error_summary(np.array([10, 12, 20, 100]), np.array([10, 11, 27, 50]))
+    assert summary == {
+        "mae_days": (0 + 1 + 7 + 50) / 4,
+        "median_ae_days": 4.0,
+        "within_1d_pct": 50.0,
+        "within_7d_pct": 75.0,
+    }
+
+
+def samples(items, days, target_day):
+    items = np.asarray(items)
+    return Samples(
+        items=items,
+        days=np.asarray(days),
+        target=np.ones(len(items), dtype=np.int64),
+        target_day=np.asarray(target_day),
+        user=np.arange(len(items)),
+    )
+
+
+def test_naive_predictors_by_hand():
+    test = samples(
+        items=[[0, 1, 2, 3], [0, 0, 0, 4], [5, 6, 7, 8]],
+        days=[[0, 100, 103, 110], [0, 0, 0, 50], [10, 11, 30, 31]],
+        target_day=[120, 60, 40],
+    )
+    preds = naive_predictions(test, global_gap=9.0)
+    # last gaps: 7, none (global 9), 1; user medians: median(3,7)=5, 9, median(1,19,1)=1
+    assert preds["naive: last gap"].tolist() == [117, 59, 32]
+    assert preds["naive: user median gap"].tolist() == [115, 59, 32]
+    assert preds["naive: global median gap"].tolist() == [119, 59, 40]
+
+
+def test_global_median_gap_is_over_training_targets():
+    train = samples(
+        items=[[1, 2], [3, 4], [5, 6]], days=[[0, 5], [0, 10], [3, 4]], target_day=[6, 20, 104]
+    )
+    assert global_median_gap(train) == 10.0  # gaps 1, 10, 100
+
+
+def test_tpp_head_learns_a_known_gap_distribution():
+    """Gaps ~ LogNormal(log 10, 0.5) days: median 10, P(gap <= 7 days) = Phi(log(0.7)/0.5)."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    n, length, span = 4096, 5, 1000.0
+    config = preset(
+        "pasrec",
+        n_items=20,
+        hidden=32,
+        history_length=length,
+        toi_head="tpp",
+        span_days=span,
+        tpp_components=4,
+    )
+    model = build_model(config)
+    gaps = np.floor(rng.lognormal(math.log(10), 0.5, size=(n, length)))
+    days = 10000 + np.cumsum(gaps, axis=1)
+    items = rng.integers(1, 21, size=(n, length))
+    target_day = days[:, -1] + np.floor(rng.lognormal(math.log(10), 0.5, size=n))
+    times = torch.tensor((days - NORMALIZER.origin_day) / span, dtype=torch.float32)
+    batch = {
+        "items": torch.tensor(items),
+        "times": times,
+        "target": torch.tensor(rng.integers(1, 21, size=n)),
+        "target_time": torch.tensor((target_day - 10000) / span, dtype=torch.float32),
+    }
+    optimizer = torch.optim.Adam(model.tpp.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(300):
+        user = model.user_state(batch).detach()
+        loss = model.tpp.nll(user, batch, model.time_encoding)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-20:]) < np.mean(losses[:20]) - 0.5
+    model.eval()
+    params = model.gap_distribution({k: v[:256] for k, v in batch.items()})
+    # Dequantised: floor(g) + U[0,1) has the median of g within half a day.
+    median = model.tpp.quantile(params, 0.5)
+    assert median.mean().item() == pytest.approx(10.0, abs=1.0)
+    p_week = model.tpp.cdf(params, torch.full((256,), 7.0)).mean().item()
+    true_p = 0.5 * (1 + math.erf(math.log(7 / 10) / 0.5 / math.sqrt(2)))
+    assert p_week == pytest.approx(true_p, abs=0.05)

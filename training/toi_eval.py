@@ -1,0 +1,149 @@
+"""ToI quality in days (SPEC section 4): the model's decoded time vs three naive predictors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.batching import make_batch
+from model.checkpoint import load_checkpoint
+from model.time_norm import TimeNormalizer
+from model.toi_decode import decode_toi_days
+from training.splits import Samples
+
+QUANTILE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def error_summary(predicted_days: np.ndarray, true_days: np.ndarray) -> dict[str, float]:
+    err = np.abs(np.asarray(predicted_days, dtype=np.float64) - np.asarray(true_days))
+    return {
+        "mae_days": float(err.mean()),
+        "median_ae_days": float(np.median(err)),
+        "within_1d_pct": float((err <= 1).mean() * 100),
+        "within_7d_pct": float((err <= 7).mean() * 100),
+    }
+
+
+def history_gaps(items: np.ndarray, days: np.ndarray) -> list[np.ndarray]:
+    """Per row, the day gaps between consecutive real (non-padded) history events."""
+    gaps = []
+    for row_items, row_days in zip(items, days, strict=True):
+        real = row_days[row_items != 0]
+        gaps.append(np.diff(real))
+    return gaps
+
+
+def naive_predictions(test: Samples, global_gap: float) -> dict[str, np.ndarray]:
+    """Predicted next days: last gap, the user's median gap, the global median gap."""
+    last_day = test.days[:, -1].astype(np.float64)
+    last, median = [], []
+    for gaps in history_gaps(test.items, test.days):
+        last.append(gaps[-1] if len(gaps) else global_gap)
+        median.append(np.median(gaps) if len(gaps) else global_gap)
+    return {
+        "naive: last gap": last_day + np.asarray(last, dtype=np.float64),
+        "naive: user median gap": last_day + np.asarray(median, dtype=np.float64),
+        "naive: global median gap": last_day + global_gap,
+    }
+
+
+def global_median_gap(train: Samples) -> float:
+    return float(np.median(train.target_day - train.days[:, -1]))
+
+
+@torch.no_grad()
+def model_toi(
+    model: torch.nn.Module,
+    samples: Samples,
+    normalizer: TimeNormalizer,
+    device: torch.device,
+    horizon_days: int = 365,
+    batch_size: int = 2048,
+) -> dict[str, Any]:
+    """Decoded days, the paper's cosine, and (tpp head) medians, NLL and quantile coverage."""
+    decoded, cosines, medians, nll = [], [], [], []
+    coverage = {q: [] for q in QUANTILE_LEVELS}
+    # The tpp head models gap + U[0,1) (dequantised days); score it on the same, seeded.
+    jitter = torch.Generator().manual_seed(0)
+    for start in range(0, len(samples), batch_size):
+        part = samples.subset(np.arange(start, min(start + batch_size, len(samples))))
+        batch = make_batch(part.items, part.days, normalizer, device, part.target, part.target_day)
+        predicted = model.predict_toi(batch)
+        truth = model.time_encoding(batch["target_time"].unsqueeze(-1)).squeeze(1)
+        cosines.append(F.cosine_similarity(predicted, truth, dim=-1).cpu().numpy())
+        last = torch.as_tensor(part.days[:, -1], device=device)
+        decoded.append(
+            decode_toi_days(predicted, last, model.time_encoding, normalizer, horizon_days)
+            .cpu()
+            .numpy()
+        )
+        params = model.gap_distribution(batch)
+        if params is not None:
+            gap = torch.as_tensor(part.target_day - part.days[:, -1], dtype=torch.float32)
+            gap = (gap + torch.rand(gap.shape, generator=jitter)).to(device)
+            nll.append((-model.tpp.log_prob(params, gap)).cpu().numpy())
+            median = model.tpp.quantile(params, 0.5).floor().cpu().numpy()
+            medians.append(part.days[:, -1] + median)
+            for q in QUANTILE_LEVELS:
+                coverage[q].append((gap <= model.tpp.quantile(params, q)).cpu().numpy())
+    cos = np.concatenate(cosines)
+    out: dict[str, Any] = {
+        "decoded_days": np.concatenate(decoded),
+        "cosine_mean": float(cos.mean()),
+        "cosine_above_0.95_pct": float((cos > 0.95).mean() * 100),
+    }
+    if medians:
+        out["tpp_median_days"] = np.concatenate(medians)
+        out["tpp_nll_mean"] = float(np.concatenate(nll).mean())
+        out["tpp_calibration_pct"] = {
+            str(q): float(np.concatenate(v).mean() * 100) for q, v in coverage.items()
+        }
+    return out
+
+
+def toi_report(
+    model: torch.nn.Module,
+    train: Samples,
+    test: Samples,
+    normalizer: TimeNormalizer,
+    device: torch.device,
+    label: str,
+    plot_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """The ToI table: one row per predictor, all on the same test targets."""
+    truth = test.target_day.astype(np.float64)
+    predictions: dict[str, np.ndarray] = {}
+    report: dict[str, Any] = {"test_targets": int(len(test))}
+    if getattr(model, "has_toi", False):
+        result = model_toi(model, test, normalizer, device)
+        predictions[f"{label}: decoded ToI"] = result["decoded_days"]
+        report["cosine_mean"] = result["cosine_mean"]
+        report["cosine_above_0.95_pct"] = result["cosine_above_0.95_pct"]
+        if "tpp_median_days" in result:
+            predictions[f"{label}: tpp median"] = result["tpp_median_days"]
+            report["tpp_nll_mean"] = result["tpp_nll_mean"]
+            report["tpp_calibration_pct"] = result["tpp_calibration_pct"]
+    predictions.update(naive_predictions(test, global_median_gap(train)))
+    report["predictors"] = {name: error_summary(p, truth) for name, p in predictions.items()}
+    if plot_path is not None:
+        from training.plots import plot_error_distributions
+
+        errors = {name: np.abs(p - truth).tolist() for name, p in predictions.items()}
+        plot_error_distributions(errors, plot_path, "ToI error on the test targets")
+        report["plot"] = str(plot_path)
+    return report
+
+
+def evaluate_toi_for_checkpoint(checkpoint, data_opts, device: str, plot: str | None):
+    from training.pipeline import prepare_data
+
+    ckpt = load_checkpoint(checkpoint, device)
+    data_opts.history_length = ckpt.config.history_length
+    _, split, _, _ = prepare_data(data_opts)
+    return toi_report(
+        ckpt.model, split.train, split.test, ckpt.time, torch.device(device), ckpt.name, plot
+    )
