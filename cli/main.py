@@ -122,6 +122,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from training.reproduce import GridSpec, reproduce
+
+    spec = GridSpec(
+        table=args.table, data=args.data, name=args.name, methods=args.methods,
+        seeds=args.seeds, out=Path(args.out), split="loo" if args.table == "3" else "811",
+        jobs=args.jobs, device=args.device, hidden=args.hidden,
+        baseline_hidden=args.baseline_hidden, epochs=args.epochs, max_minutes=args.max_minutes,
+    )
+    print(reproduce(spec))
+    return 0
+
+
+def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
+    rep = sub.add_parser("reproduce", help="run the paper's comparison grid and write its table")
+    rep.add_argument("--table", choices=("3", "4"), default="3", help="3 = LOO, 4 = 8:1:1")
+    rep.add_argument("--data", required=True)
+    rep.add_argument("--name", default="Beauty")
+    rep.add_argument("--methods", nargs="+", choices=MODEL_NAMES,
+                     default=["pasrec", "preferdiff", "dreamrec", "sasrec", "gru4rec",
+                              "popularity"])
+    rep.add_argument("--seeds", type=int, default=3)
+    rep.add_argument("--jobs", type=int, default=1, help="cells run at the same time")
+    rep.add_argument("--device", default="cpu")
+    rep.add_argument("--hidden", type=int, default=512, help="hidden size of diffusion models")
+    rep.add_argument("--baseline-hidden", type=int, default=256, help="SASRec/GRU4Rec size")
+    rep.add_argument("--epochs", type=int, default=200)
+    rep.add_argument("--max-minutes", type=float, help="wall-time budget per cell")
+    rep.add_argument("--out", required=True)
+    rep.set_defaults(handler=cmd_reproduce)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pasrec", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plot", help="with --toi: PNG of the error distributions")
     evaluate.set_defaults(handler=cmd_evaluate)
 
+    add_reproduce_command(sub)
     from cli.service_commands import add_service_commands
 
     add_service_commands(sub)

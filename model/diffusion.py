@@ -71,7 +71,10 @@ class GaussianDiffusion(nn.Module):
     ) -> torch.Tensor:
         """Deterministic DDIM (eta=0) from seeded noise; returns the final x0 estimate."""
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        x = torch.randn(cond.shape, generator=generator).to(cond.device, cond.dtype)
+        # One noise vector shared by every row: a user's result must not depend on which
+        # other users happen to share the batch (the service batches unrelated requests).
+        noise = torch.randn((1, cond.shape[-1]), generator=generator)
+        x = noise.to(cond.device, cond.dtype).expand_as(cond)
         schedule = self.ddim_schedule(ddim_steps)
         null = denoiser.null_like(cond)
         x0 = x

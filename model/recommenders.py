@@ -198,7 +198,6 @@ class Popularity(nn.Module):
         super().__init__()
         self.config = config
         self.register_buffer("counts", torch.zeros(config.n_items + 1))
-        self.time_encoding = TimeEncoding(config)
 
     has_toi = False
 

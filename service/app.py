@@ -62,6 +62,9 @@ def configure_logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Alembic logs its context at INFO on every schema check (each /readyz); our own
+    # migration log lines say what happened.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 
 def run_server(settings: Settings) -> None:

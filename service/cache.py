@@ -96,15 +96,12 @@ class MemoryHistoryCache:
                 self._merge(entry, events, length)
                 entry.seen.update(e.item_id for e in events)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
     def ping(self) -> bool:
         return True
 
     def close(self) -> None:
-        self.clear()
+        with self._lock:
+            self._entries.clear()
 
     def _touch(self, user_id: str) -> _Entry:
         entry = self._entries.get(user_id)

@@ -37,7 +37,6 @@ class ModelNotLoaded(RuntimeError):
 class LoadedModel:
     predictor: Predictor
     path: Path
-    loaded_at: float
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,12 @@ class InferenceEngine:
         with self._reload_lock:
             started = time.perf_counter()
             predictor = Predictor.load(path, device=self._device)
-            loaded = LoadedModel(predictor, path, time.time())
+            # One call before the swap: it pays the first-call cost (lazy kernels, allocator)
+            # off the request path, and a checkpoint that loads but cannot infer is refused.
+            probe = [[(predictor.items[0], time.time())]] if predictor.items else [[]]
+            predictor.recommend(probe, k=1)
+            predictor.predict_next_time(probe)
+            loaded = LoadedModel(predictor, path)
             previous, self._current = self._current, loaded
         log.info(
             "serving %s (%s, %d items, history %d, toi=%s, tpp=%s) from %s on %s in %.1fs",

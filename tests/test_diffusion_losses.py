@@ -26,7 +26,7 @@ def test_ddim_without_guidance_equals_the_conditional_path():
     # Recompute the purely conditional DDIM by hand with the same seeded noise.
     cond, _ = model.condition(model.user_state(batch), batch, None)
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(cond.shape, generator=generator)
+    x = torch.randn((1, cond.shape[-1]), generator=generator).expand_as(cond)
     schedule = model.diffusion.ddim_schedule(10)
     abar = model.diffusion.alpha_bar
     for i, step in enumerate(schedule):
@@ -40,6 +40,13 @@ def test_ddim_without_guidance_equals_the_conditional_path():
     # With guidance the result differs: w is really applied.
     model.config.guidance = 4.0
     assert not torch.allclose(model.generate(batch), x0, atol=1e-4)
+
+
+def test_a_row_does_not_depend_on_its_batch():
+    model = pasrec().eval()
+    batch = toy_batch()
+    alone = model.score({k: v[1:2] for k, v in batch.items()})
+    assert torch.allclose(model.score(batch)[1:2], alone, atol=1e-5)
 
 
 def test_same_seed_same_top_k():

@@ -112,6 +112,8 @@ def train(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
     model.to(device)
     result = TrainResult()
     if not any(p.requires_grad for p in model.parameters()):

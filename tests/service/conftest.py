@@ -3,7 +3,6 @@ tiny checkpoints trained once per session, apps, API keys and live servers."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from service_helpers import Clock, Keys, make_keys
+from service_helpers import PG_URL, REDIS_URL, Clock, Keys, make_keys, unavailable
 
 from service.app import create_app
 from service.migrate import upgrade
@@ -24,16 +23,6 @@ from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ML100K = ROOT.parent / "shared" / "data" / "ml-100k" / "ml-100k.inter"
-PG_URL = os.environ.get("PASREC_TEST_POSTGRES_URL", "postgresql+psycopg://@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("PASREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-REQUIRE = os.environ.get("PASREC_REQUIRE_SERVICES") == "1"
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or fail where the CI demands the real services."""
-    if REQUIRE:
-        pytest.fail(f"{reason} (PASREC_REQUIRE_SERVICES=1)")
-    pytest.skip(reason)
 
 
 # --- back ends -----------------------------------------------------------------------------
@@ -102,7 +91,14 @@ def base_settings(
 ) -> Iterator[Settings]:
     """Settings of a fresh, migrated, empty store on the parametrised back end (no model)."""
     # Explicit values, so PASREC_* variables of the shell running the tests cannot leak in.
-    common = {"_env_file": None, "batch_wait_ms": 2.0, "auth_enabled": True, "api_keys": []}
+    # CPU, so answers can be compared with a CPU predictor in the test; the GPU has its own test.
+    common = {
+        "_env_file": None,
+        "batch_wait_ms": 2.0,
+        "auth_enabled": True,
+        "api_keys": [],
+        "device": "cpu",
+    }
     if backend == "embedded":
         embedded = Settings(
             sqlite_path=tmp_path / "pasrec.db", database_url=None, redis_url=None, **common

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -9,12 +10,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 import uvicorn
 
 from service.app import create_app
 from service.auth import create_key
 from service.settings import Settings
+
+PG_URL = os.environ.get("PASREC_TEST_POSTGRES_URL", "postgresql+psycopg://@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("PASREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE = os.environ.get("PASREC_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail where the CI demands the real services."""
+    if REQUIRE:
+        pytest.fail(f"{reason} (PASREC_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
 
 
 class Clock:

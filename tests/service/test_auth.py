@@ -6,6 +6,7 @@ import hashlib
 import logging
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from service_helpers import Clock, Keys, event, row_count
 
@@ -111,8 +112,6 @@ def test_auth_off_only_when_asked_and_logged(
 
 
 def test_keys_are_stored_hashed(settings: Settings) -> None:
-    import sqlalchemy as sa
-
     key = create_key(settings, "k", ["read"])
     engine = sa.create_engine(settings.effective_database_url)
     with engine.connect() as conn:

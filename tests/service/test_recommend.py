@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from service_helpers import Clock, Keys, event, make_keys, read_slice, row_count
 
@@ -142,9 +143,7 @@ def test_time_of_interest(client: TestClient, keys: Keys, user_history) -> None:
     assert "ghost" in missing.json()["error"]["message"]
 
 
-def test_no_model_loaded_is_503_and_not_ready(
-    base_settings: Settings, clock: Clock
-) -> None:
+def test_no_model_loaded_is_503_and_not_ready(base_settings: Settings, clock: Clock) -> None:
     keys = make_keys(base_settings)
     with TestClient(create_app(base_settings, clock)) as client:
         response = client.get("/v1/recommend/alice", headers=keys.read)
@@ -158,3 +157,17 @@ def test_no_model_loaded_is_503_and_not_ready(
             "/v1/events", json={"events": [event("a", "50", 1e9)]}, headers=keys.ingest
         ).json()
         assert accepted["accepted"] == 1 and accepted["unknown_items"] == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_engine_uses_the_gpu_when_present(
+    settings: Settings, clock: Clock, user_history, checkpoint: Path
+) -> None:
+    settings.device = "auto"
+    keys = make_keys(settings)
+    with TestClient(create_app(settings, clock)) as client:
+        assert client.app.state.ctx.inference.current.predictor.device.type == "cuda"
+        ingest_history(client, keys, "gpu", user_history)
+        body = client.get("/v1/recommend/gpu?k=5", headers=keys.read).json()
+    assert body["fallback"] is None and len(body["items"]) == 5
+    assert not {i["item_id"] for i in body["items"]} & {i for i, _ in user_history}

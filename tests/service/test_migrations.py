@@ -1,0 +1,101 @@
+"""Alembic migrations: they build exactly the models' schema; a stale schema stops the start."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from fastapi.testclient import TestClient
+from service_helpers import PG_URL, unavailable
+
+from service.app import create_app, run_server
+from service.auth import create_key
+from service.migrate import SchemaBehindError, head_revision, upgrade
+from service.models import Base
+from service.settings import Settings
+
+
+@pytest.fixture
+def empty_pg() -> Iterator[Settings]:
+    """Settings on a brand-new, empty Postgres schema."""
+    admin = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
+    schema = f"pasrec_empty_{uuid.uuid4().hex[:10]}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield Settings(
+            database_url=url.render_as_string(hide_password=False), redis_url=None, _env_file=None
+        )
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_migrations_build_exactly_the_models(base_settings: Settings) -> None:
+    engine = sa.create_engine(base_settings.effective_database_url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+        revision = context.get_current_revision()
+    engine.dispose()
+    assert diff == []
+    assert revision == head_revision()
+
+
+def test_upgrade_is_idempotent(base_settings: Settings) -> None:
+    assert upgrade(base_settings) == head_revision()
+    assert upgrade(base_settings) == head_revision()
+
+
+def test_shared_database_behind_refuses_to_start(empty_pg: Settings) -> None:
+    with (
+        pytest.raises(SchemaBehindError, match=r"run `pasrec migrate`"),
+        TestClient(create_app(empty_pg)),
+    ):
+        pass
+    with pytest.raises(SystemExit, match=r"pasrec serve: .*run `pasrec migrate`"):
+        run_server(empty_pg)
+    with pytest.raises(SchemaBehindError, match=r"run `pasrec migrate`"):
+        create_key(empty_pg, "k", ["read"])
+    upgrade(empty_pg)
+    with TestClient(create_app(empty_pg)) as client:
+        assert client.get("/healthz").status_code == 200
+
+
+def test_schema_from_a_newer_release_is_named(empty_pg: Settings) -> None:
+    upgrade(empty_pg)
+    engine = sa.create_engine(empty_pg.effective_database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with (
+        pytest.raises(SchemaBehindError, match="newer release"),
+        TestClient(create_app(empty_pg)),
+    ):
+        pass
+
+
+def test_embedded_default_migrates_itself_and_says_so(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        sqlite_path=tmp_path / "fresh" / "pasrec.db", database_url=None, _env_file=None
+    )
+    with caplog.at_level(logging.WARNING), TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+    assert any("migrating automatically" in r.getMessage() for r in caplog.records)
+    engine = sa.create_engine(settings.effective_database_url)
+    assert set(sa.inspect(engine).get_table_names()) >= {"users", "interactions", "pushes"}
+    engine.dispose()
