@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from service_helpers import LiveServer, event, make_keys, read_slice
 
