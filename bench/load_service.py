@@ -1,7 +1,8 @@
 """Load test of a running PASRec-push API: ingestion throughput and /recommend latency.
 
     python bench/load_service.py --url http://127.0.0.1:8000 --key "$PASREC_KEY" \
-        --data ../shared/data/ml-100k/ml-100k.inter --out runs/bench_service.json
+        --data ../shared/data/ml-100k/ml-100k.inter --out docs/results/bench_service.json
+    python bench/load_service.py --smoke --url ... --key ... --out /tmp/x.json   # seconds, CI
 
 The key needs the `ingest` and `read` scopes. Events are real MovieLens rows re-stamped to
 end now (the service refuses far-future times) with ids unique to this run, so the script
@@ -133,6 +134,8 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        # The machine may be shared: the load before the run says how much.
+        "load_avg_1m": os.getloadavg()[0],
         "note": "client and server on the same machine",
     }
 
@@ -151,17 +154,28 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=100, help="per client")
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=Path("runs/bench_service.json"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results/bench_service.json"))
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (CI)")
     args = parser.parse_args()  # fmt: skip
+    if args.smoke:
+        args.events, args.batch, args.clients, args.requests = 200, 50, 2, 5
 
+    host = machine()  # before the run: the load of a shared machine
     headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
     ready = httpx.get(f"{args.url}/readyz", timeout=10).json()
     events = load_events(args.data, args.events)
     ingest = bench_ingest(args.url, headers, events, args.clients, args.batch)
     users = sorted({e["user_id"] for e in events})
     recommend = bench_recommend(args.url, headers, users, args.clients, args.requests, args.k)
-    result = {"machine": machine(), "server": ready, "ingest": ingest, "recommend": recommend}
+    result = {
+        "machine": host,
+        "server": ready,
+        "smoke": args.smoke,
+        "ingest": ingest,
+        "recommend": recommend,
+    }
 
+    print(f"machine: {host['cpu']} ({host['cores']} cores, load {host['load_avg_1m']:.1f})")
     print(f"server: {ready.get('checks')}")
     print("| measure | value |\n|---|---|")
     print(

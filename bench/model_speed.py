@@ -99,6 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.hidden, args.steps, args.ddim, args.repeats = 32, 2, [5], 1
+    machine = machine_description()  # before the run: the load of a shared machine
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
     data, split, normalizer, length = prepare_data(
@@ -121,11 +122,16 @@ def main() -> None:
     report = {
         "hidden": args.hidden,
         "device": str(device),
-        "machine": machine_description(),
+        "machine": machine,
         "data": args.data,
         "train_samples": len(split.train),
+        "smoke": args.smoke,
         "results": rows,
     }
+    print(
+        f"machine: {machine['cpu']} ({machine['cores']} cores, load {machine['load_avg_1m']:.1f}),"
+        f" {machine.get('gpu', 'no GPU')}, torch {machine['torch']}; data {args.data}\n"
+    )
     print(
         "| model | hidden | device | train samples/s | s/epoch | "
         + " | ".join(f"infer s/sample b1 ddim{d}" for d in args.ddim)

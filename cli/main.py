@@ -95,7 +95,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         valid_limit=args.valid_limit,
         valid_ddim_steps=args.valid_ddim_steps,
     )
-    results = run_training(data_options(args), args.model, overrides, cfg, args.out, args.name)
+    results = run_training(
+        data_options(args), args.model, overrides, cfg, args.out, args.name, args.distributed
+    )
+    if not results:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     print(
         json.dumps(
             {
@@ -144,12 +148,12 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--name", default="Beauty")
     rep.add_argument("--methods", nargs="+", choices=MODEL_NAMES,
                      default=["pasrec", "preferdiff", "dreamrec", "sasrec", "gru4rec",
-                              "popularity"])
+                              "bert4rec", "tisasrec", "meantime", "diffurec", "popularity"])
     rep.add_argument("--seeds", type=int, default=3)
     rep.add_argument("--jobs", type=int, default=1, help="cells run at the same time")
     rep.add_argument("--device", default="cpu")
     rep.add_argument("--hidden", type=int, default=512, help="hidden size of diffusion models")
-    rep.add_argument("--baseline-hidden", type=int, default=256, help="SASRec/GRU4Rec size")
+    rep.add_argument("--baseline-hidden", type=int, default=256, help="size of the other methods")
     rep.add_argument("--epochs", type=int, default=200)
     rep.add_argument("--max-minutes", type=float, help="wall-time budget per cell")
     rep.add_argument("--out", required=True)
@@ -189,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     train.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    train.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one rank of a torchrun job (DistributedDataParallel; nccl on CUDA, gloo on CPU); "
+        "--batch-size is per rank",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.add_argument("--out", required=True, help="output directory")
     train.set_defaults(handler=cmd_train)
@@ -205,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cli.service_commands import add_service_commands
 
     add_service_commands(sub)
+    from cli.replay_commands import add_replay_commands
+
+    add_replay_commands(sub)
     return parser
 
 

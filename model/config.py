@@ -6,7 +6,12 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 TIME_ENCODINGS = ("position", "sinusoidal", "gaussian", "rff")
-ARCHITECTURES = ("diffusion", "sasrec", "gru4rec", "popularity")
+ARCHITECTURES = (
+    "diffusion", "sasrec", "gru4rec", "popularity", "bert4rec", "tisasrec", "meantime", "diffurec"
+)
+# MEANTIME's temporal embeddings, one per attention head: absolute (position, day, constant)
+# and relative (sinusoid, exponential and log1p kernels of the interval in days).
+MEANTIME_KERNELS = ("pos", "day", "con", "sin", "exp", "log")
 
 
 @dataclass
@@ -40,6 +45,10 @@ class ModelConfig:
     beta_end: float = 0.02
     ddim_steps: int = 100
     sasrec_loss: str = "ce"  # "ce" (full softmax) or "bce" (one sampled negative)
+    mask_prob: float = 0.2  # BERT4Rec / MEANTIME cloze: share of items replaced by [mask]
+    max_interval: int = 256  # TiSASRec: personalised intervals are clipped at k
+    meantime_kernels: str = "pos,day,sin,log"  # one per head (MEANTIME's default mix)
+    uncertainty: float = 0.001  # DiffuRec: lambda ~ N(this, this) scales x_t per item
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -63,7 +72,18 @@ class ModelConfig:
             raise ValueError(f"sasrec_loss must be 'ce' or 'bce', got {self.sasrec_loss!r}")
         if self.hidden % 2 or self.hidden % self.heads:
             raise ValueError("hidden must be even and divisible by heads")
-        for name in ("gamma", "eta", "lam", "p_uncond"):
+        if self.architecture == "meantime":
+            kernels = self.meantime_kernels.split(",")
+            if any(k not in MEANTIME_KERNELS for k in kernels):
+                raise ValueError(
+                    f"meantime_kernels must be a comma list of {MEANTIME_KERNELS}, "
+                    f"got {self.meantime_kernels!r}"
+                )
+            if len(kernels) != self.heads:
+                raise ValueError(f"MEANTIME has one head per kernel: heads must be {len(kernels)}")
+        if self.max_interval < 1:
+            raise ValueError(f"max_interval must be >= 1, got {self.max_interval}")
+        for name in ("gamma", "eta", "lam", "p_uncond", "mask_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
@@ -90,6 +110,16 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
         "sasrec": {"architecture": "sasrec", "time_encoding": "position"},
         "gru4rec": {"architecture": "gru4rec", "time_encoding": "position"},
         "popularity": {"architecture": "popularity", "time_encoding": "position"},
+        # Block and head counts from each baseline's paper / official code.
+        "bert4rec": {"architecture": "bert4rec", "time_encoding": "position", "blocks": 2},
+        "tisasrec": {"architecture": "tisasrec", "time_encoding": "position", "blocks": 2},
+        "meantime": {"architecture": "meantime", "time_encoding": "position", "blocks": 2,
+                     "heads": 4},
+        # DiffuRec's "truncated linear" schedule over T=32 steps: betas from
+        # 1000/T * 1e-4 + 0.01 to 1000/T * 0.02 + 0.01; the sampler walks all 32 steps.
+        "diffurec": {"architecture": "diffurec", "time_encoding": "position", "blocks": 4,
+                     "heads": 4, "diffusion_steps": 32, "beta_start": 0.013125,
+                     "beta_end": 0.635, "ddim_steps": 32},
     }
     if name not in presets:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(presets)}")
@@ -97,4 +127,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
     return ModelConfig(**values)
 
 
-MODEL_NAMES = ("pasrec", "pasrec-te", "preferdiff", "dreamrec", "sasrec", "gru4rec", "popularity")
+MODEL_NAMES = (
+    "pasrec", "pasrec-te", "preferdiff", "dreamrec", "sasrec", "gru4rec", "popularity",
+    "bert4rec", "tisasrec", "meantime", "diffurec",
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -70,19 +71,36 @@ class GaussianDiffusion(nn.Module):
         seed: int = 0,
     ) -> torch.Tensor:
         """Deterministic DDIM (eta=0) from seeded noise; returns the final x0 estimate."""
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        # One noise vector shared by every row: a user's result must not depend on which
-        # other users happen to share the batch (the service batches unrelated requests).
-        noise = torch.randn((1, cond.shape[-1]), generator=generator)
-        x = noise.to(cond.device, cond.dtype).expand_as(cond)
-        schedule = self.ddim_schedule(ddim_steps)
         null = denoiser.null_like(cond)
-        x0 = x
-        for i, step in enumerate(schedule):
-            steps = torch.full((cond.shape[0],), step, device=cond.device, dtype=torch.long)
+
+        def predict_x0(x: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
             x0 = denoiser(x, steps, cond)
             if guidance:
                 x0 = (1 + guidance) * x0 - guidance * denoiser(x, steps, null)
+            return x0
+
+        return self.ddim_sample(predict_x0, cond, ddim_steps, seed)
+
+    @torch.no_grad()
+    def ddim_sample(
+        self,
+        predict_x0: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        like: torch.Tensor,
+        ddim_steps: int,
+        seed: int = 0,
+    ) -> torch.Tensor:
+        """The DDIM loop for any x0-predictor ``predict_x0(x_t, steps)``; ``like`` [B, d] gives
+        the shape, device and dtype of the sample."""
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        # One noise vector shared by every row: a user's result must not depend on which
+        # other users happen to share the batch (the service batches unrelated requests).
+        noise = torch.randn((1, like.shape[-1]), generator=generator)
+        x = noise.to(like.device, like.dtype).expand_as(like)
+        schedule = self.ddim_schedule(ddim_steps)
+        x0 = x
+        for i, step in enumerate(schedule):
+            steps = torch.full((like.shape[0],), step, device=like.device, dtype=torch.long)
+            x0 = predict_x0(x, steps)
             if i == len(schedule) - 1:
                 break
             abar = self.alpha_bar[step]

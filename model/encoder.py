@@ -8,23 +8,27 @@ from torch import nn
 from model.config import ModelConfig
 
 
-def attention_mask(items: torch.Tensor) -> torch.Tensor:
-    """Boolean [B, L, L] mask, True = blocked: causal, and padded keys hidden.
+def attention_mask(items: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """Boolean [B, L, L] mask, True = blocked: padded keys hidden, and the future if causal.
 
     Each slot may always see itself so that fully padded rows never produce NaN.
     """
     length = items.shape[1]
-    future = torch.ones(length, length, dtype=torch.bool, device=items.device).triu(1)
-    padded_key = (items == 0).unsqueeze(1)
-    blocked = future.unsqueeze(0) | padded_key
+    blocked = (items == 0).unsqueeze(1).expand(-1, length, -1)
+    if causal:
+        future = torch.ones(length, length, dtype=torch.bool, device=items.device).triu(1)
+        blocked = blocked | future.unsqueeze(0)
     eye = torch.eye(length, dtype=torch.bool, device=items.device).unsqueeze(0)
     return blocked & ~eye
 
 
 class CausalTransformer(nn.Module):
-    """SASRec-style encoder (pre-norm blocks, causal self-attention)."""
+    """SASRec-style encoder (pre-norm blocks, causal self-attention).
 
-    def __init__(self, config: ModelConfig) -> None:
+    ``causal=False`` lets every slot see the whole sequence (BERT4Rec, DiffuRec's denoiser).
+    """
+
+    def __init__(self, config: ModelConfig, causal: bool = True) -> None:
         super().__init__()
         layer = nn.TransformerEncoderLayer(
             d_model=config.hidden,
@@ -39,10 +43,11 @@ class CausalTransformer(nn.Module):
         self.norm = nn.LayerNorm(config.hidden)
         self.dropout = nn.Dropout(config.dropout)
         self.heads = config.heads
+        self.causal = causal
 
     def forward(self, items: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """All positions' outputs [B, L, d]; ``inputs`` = item embedding + time encoding."""
-        mask = attention_mask(items).repeat_interleave(self.heads, dim=0)
+        mask = attention_mask(items, self.causal).repeat_interleave(self.heads, dim=0)
         keep = (items != 0).unsqueeze(-1).to(inputs.dtype)
         hidden = self.blocks(self.dropout(inputs) * keep, mask=mask)
         return self.norm(hidden) * keep

@@ -26,17 +26,49 @@ def mask_padding_column(scores: torch.Tensor) -> torch.Tensor:
     return scores
 
 
+def next_item_loss(
+    states: torch.Tensor, targets: torch.Tensor, table: nn.Embedding, kind: str
+) -> torch.Tensor:
+    """Loss of states [N, d] predicting items [N] by dot product with the item table.
+
+    ``ce``: softmax over every item; ``bce``: one uniformly sampled negative (SASRec's original).
+    """
+    if kind == "ce":
+        logits = states @ table.weight.T
+        logits[:, 0] = float("-inf")
+        return F.cross_entropy(logits, targets)
+    negatives = torch.randint(1, table.num_embeddings, targets.shape, device=targets.device)
+    pos = (states * table(targets)).sum(-1)
+    neg = (states * table(negatives)).sum(-1)
+    return F.softplus(-pos).mean() + F.softplus(neg).mean()
+
+
+def every_slot_loss(
+    states: torch.Tensor, batch: Batch, table: nn.Embedding, kind: str
+) -> torch.Tensor:
+    """Causal next-item training: each history slot predicts the following history item, the
+    last slot the sample's target; padded slots are skipped."""
+    items = batch["items"]
+    targets = torch.cat((items[:, 1:], batch["target"].unsqueeze(1)), dim=1)
+    valid = items != 0
+    return next_item_loss(states[valid], targets[valid], table, kind)
+
+
 class Recommender(nn.Module):
     """Common base: item table, time encoding and the null ToI interface."""
 
-    def __init__(self, config: ModelConfig, item_init_std: float) -> None:
+    def __init__(
+        self, config: ModelConfig, item_init_std: float, time_encoding: bool = True
+    ) -> None:
         super().__init__()
         self.config = config
         self.items = nn.Embedding(config.n_items + 1, config.hidden, padding_idx=0)
         nn.init.normal_(self.items.weight, 0.0, item_init_std)
         with torch.no_grad():
             self.items.weight[0].zero_()
-        self.time_encoding = TimeEncoding(config)
+        # Baselines with their own temporal embeddings (TiSASRec, MEANTIME, BERT4Rec) go without.
+        if time_encoding:
+            self.time_encoding = TimeEncoding(config)
 
     @property
     def has_toi(self) -> bool:
@@ -167,23 +199,7 @@ class SequentialClassifier(Recommender):
         return self.encoder(batch["items"], inputs)
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        items = batch["items"]
-        # Next-item targets for every slot: the following history item, then the sample target.
-        targets = torch.cat((items[:, 1:], batch["target"].unsqueeze(1)), dim=1)
-        valid = items != 0
-        states = self.states(batch)[valid]
-        targets = targets[valid]
-        if self.config.sasrec_loss == "ce":
-            logits = states @ self.items.weight.T
-            logits[:, 0] = float("-inf")
-            loss = F.cross_entropy(logits, targets)
-        else:
-            negatives = torch.randint(
-                1, self.config.n_items + 1, targets.shape, device=targets.device
-            )
-            pos = (states * self.items(targets)).sum(-1)
-            neg = (states * self.items(negatives)).sum(-1)
-            loss = F.softplus(-pos).mean() + F.softplus(neg).mean()
+        loss = every_slot_loss(self.states(batch), batch, self.items, self.config.sasrec_loss)
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()
@@ -214,6 +230,16 @@ class Popularity(nn.Module):
 
 
 def build_model(config: ModelConfig) -> nn.Module:
+    # Imported here because these modules build on Recommender above.
+    from model.bert4rec import BERT4Rec
+    from model.diffurec import DiffuRec
+    from model.meantime import Meantime
+    from model.tisasrec import TiSASRec
+
+    baselines = {"bert4rec": BERT4Rec, "tisasrec": TiSASRec, "meantime": Meantime,
+                 "diffurec": DiffuRec}
+    if config.architecture in baselines:
+        return baselines[config.architecture](config)
     if config.architecture == "diffusion":
         return DiffusionRecommender(config)
     if config.architecture in ("sasrec", "gru4rec"):

@@ -16,7 +16,8 @@ from service.db import make_engine
 from service.metrics import Metrics
 from service.middleware import BodyLimit, RequestMetrics
 from service.migrate import SchemaBehindError, ensure_schema
-from service.routes import admin, events, health, recommend
+from service.push.runner import DispatchLoop
+from service.routes import admin, events, health, pushes, recommend
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,15 @@ def create_app(settings: Settings, clock: Clock = system_clock) -> FastAPI:
             "redis" if settings.redis_url else "in-process",
             "on" if settings.auth_enabled else "OFF",
         )
+        dispatch = None
+        if settings.push_enabled and settings.push_dispatcher_enabled:
+            dispatch = DispatchLoop(ctx)
+            dispatch.start()
         try:
             yield
         finally:
+            if dispatch is not None:
+                dispatch.stop()
             ctx.close()
 
     app = FastAPI(
@@ -49,7 +56,7 @@ def create_app(settings: Settings, clock: Clock = system_clock) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for router in (events.router, recommend.router, admin.router, health.router):
+    for router in (events.router, recommend.router, pushes.router, admin.router, health.router):
         app.include_router(router)
     # Outermost first: metrics see every response, including 413s from the body limit.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -122,6 +122,15 @@ class InferenceEngine:
         self._jobs.put(job)
         return job.future.result(timeout=timeout_s)
 
+    def next_times(self, histories: list[History], timeout_s: float = 30.0) -> list[Scored]:
+        """Predicted next times of many histories, queued together so they share batches."""
+        if self._current is None:
+            raise ModelNotLoaded(_NOT_LOADED)
+        jobs = [_Job(history, 1, None, set(), False) for history in histories]
+        for job in jobs:
+            self._jobs.put(job)
+        return [job.future.result(timeout=timeout_s) for job in jobs]
+
     def close(self) -> None:
         self._jobs.put(None)
         self._thread.join(timeout=5)

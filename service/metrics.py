@@ -54,6 +54,48 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.push_scheduled = Counter(
+            "pasrec_push_scheduled",
+            "Pushes scheduled or rescheduled after new events.",
+            registry=self.registry,
+        )
+        self.push_delivered = Counter(
+            "pasrec_push_delivered", "Pushes the webhook accepted (2xx).", registry=self.registry
+        )
+        self.push_retried = Counter(
+            "pasrec_push_retried",
+            "Failed attempts that will be retried (5xx, 408, 429, timeout, connection error).",
+            registry=self.registry,
+        )
+        self.push_failed = Counter(
+            "pasrec_push_failed",
+            "Pushes refused for good by the webhook (4xx other than 408/429).",
+            registry=self.registry,
+        )
+        self.push_dead = Counter(
+            "pasrec_push_dead",
+            "Pushes dead-lettered after the last allowed attempt.",
+            registry=self.registry,
+        )
+        self.push_skipped = Counter(
+            "pasrec_push_skipped",
+            "Pushes skipped by policy, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.push_held = Counter(
+            "pasrec_push_held",
+            "Pushes postponed by policy (quiet_hours, rate_limited), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.push_lag = Histogram(
+            "pasrec_push_delivery_lag_seconds",
+            "Delivery time minus the time the push was due (for a retry, its retry time).",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=self.registry,
+        )
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method).observe(seconds)

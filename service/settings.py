@@ -6,10 +6,14 @@ This is the only place the service reads its environment; every other module rec
 
 from __future__ import annotations
 
+import base64
+import binascii
+from datetime import time
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Scope = Literal["ingest", "read", "admin"]
@@ -29,8 +33,14 @@ class ConfiguredKey(BaseModel):
 class Settings(BaseSettings):
     """Service settings; each field maps to the environment variable `PASREC_<FIELD>`."""
 
+    # Errors name the setting but never echo its value: secrets and URLs with passwords
+    # would end up in logs.
     model_config = SettingsConfigDict(
-        env_prefix="PASREC_", env_file=".env", extra="ignore", use_attribute_docstrings=True
+        env_prefix="PASREC_",
+        env_file=".env",
+        extra="ignore",
+        use_attribute_docstrings=True,
+        hide_input_in_errors=True,
     )
 
     # --- storage -------------------------------------------------------------------------
@@ -111,6 +121,102 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     """Python logging level of the service loggers."""
 
+    # --- active push (service/push/) -----------------------------------------------------
+    push_webhook_url: str | None = None
+    """Where pushes are POSTed. Unset: active push is off (nothing is scheduled or sent)."""
+
+    push_webhook_secret: SecretStr | None = None
+    """Standard Webhooks signing secret, `whsec_<base64 of 24-64 random bytes>`; required with
+    `push_webhook_url`."""
+
+    push_dispatcher_enabled: bool = True
+    """Run a dispatcher inside `pasrec serve`; false for API-only replicas (then run
+    `pasrec worker` somewhere)."""
+
+    push_poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    """How often a dispatcher looks for due pushes."""
+
+    push_claim_batch: int = Field(default=50, gt=0, le=10_000)
+    """Most pushes one dispatcher claims per query."""
+
+    push_concurrency: int = Field(default=8, gt=0, le=256)
+    """Deliveries one dispatcher process runs at the same time."""
+
+    push_lease_s: float = Field(default=60.0, gt=0)
+    """How long a claimed push stays reserved for its dispatcher; after that another one may
+    take it over (a crashed worker loses nothing). Must exceed `push_webhook_timeout_s`."""
+
+    push_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    """Timeout of one webhook request (connect + response)."""
+
+    push_max_attempts: int = Field(default=6, gt=0, le=100)
+    """Delivery attempts before a push is dead-lettered (status `dead`)."""
+
+    push_backoff_base_s: float = Field(default=10.0, gt=0)
+    """Retry delay after the first failed attempt; it doubles each attempt, with jitter (a
+    uniform draw from half to all of it)."""
+
+    push_backoff_max_s: float = Field(default=3600.0, gt=0)
+    """Longest retry delay, also the most a receiver's `Retry-After` can ask for."""
+
+    push_k: int = Field(default=10, gt=0)
+    """Items in a push."""
+
+    push_min_gap_s: float = Field(default=6 * 3600.0, ge=0)
+    """Least time between two delivered pushes to one user; a push due sooner is skipped
+    (`min_gap`)."""
+
+    push_cap_count: int = Field(default=3, ge=0)
+    """Most pushes delivered to one user per `push_cap_window_s` (0: no cap); over it a push
+    is skipped (`frequency_cap`)."""
+
+    push_cap_window_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    """Rolling window of the frequency cap."""
+
+    push_quiet_start: time | None = time(22, 0)
+    """Start of the quiet hours in the user's time zone (e.g. `22:00`); unset: none. A push due
+    inside them is held to their end, not dropped."""
+
+    push_quiet_end: time | None = time(8, 0)
+    """End of the quiet hours in the user's time zone (e.g. `08:00`)."""
+
+    default_timezone: str = "UTC"
+    """IANA time zone of users whose `timezone` is unset (or not a known zone)."""
+
+    push_rate_limit_per_s: int = Field(default=100, ge=0)
+    """Most webhook requests per second over all dispatchers (counted in Redis when
+    configured, per process otherwise); 0: unlimited. Pushes over it wait for the next
+    second."""
+
+    push_min_history: int = Field(default=3, ge=1)
+    """Fewest events (of items the model knows) for a predicted time; users with fewer, and
+    every user when the model has no ToI module, get the fallback delay."""
+
+    push_fallback_delay_s: float = Field(default=24 * 3600.0, gt=0)
+    """Fallback: the push is due this long after the user's last event."""
+
+    push_timing: Literal["toi", "tpp_median", "fixed", "user_median"] = "toi"
+    """When a push is due (`service/push/timing.py`): the model's time of interest, the tpp
+    head's median, a fixed interval after the last event, or the user's median gap. The last
+    three exist to compare schedules in `pasrec replay`."""
+
+    push_fixed_interval_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    """With `push_timing=fixed`: the push is due this long after the user's last event."""
+
+    push_active_window_s: float = Field(default=1800.0, ge=0)
+    """No push to a user whose last event is this recent at the due time (`user_active`)."""
+
+    push_horizon_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    """No push due later than this after the user's last event (`beyond_horizon`)."""
+
+    push_min_return_probability: float = Field(default=0.05, ge=0, le=1)
+    """With a tpp head: no push when P(return within the horizon) is below this
+    (`low_return_probability`). Read at the head's nearest horizon at or above
+    `push_horizon_s` (1, 7 or 30 days; 30 beyond that). 0: never skip."""
+
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port on which `pasrec worker` serves Prometheus `/metrics`; unset: none."""
+
     @field_validator("database_url")
     @classmethod
     def _empty_url_is_unset(cls, value: str | None) -> str | None:
@@ -121,6 +227,48 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_redis_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator(
+        "push_webhook_url",
+        "push_webhook_secret",
+        "push_quiet_start",
+        "push_quiet_end",
+        "worker_metrics_port",
+        mode="before",
+    )
+    @classmethod
+    def _empty_push_is_unset(cls, value: object) -> object:
+        return value or None
+
+    @field_validator("push_webhook_secret")
+    @classmethod
+    def _secret_format(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            signing_key(value)
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _push_consistent(self) -> Settings:
+        if self.push_webhook_url and self.push_webhook_secret is None:
+            raise ValueError("push_webhook_url needs push_webhook_secret (whsec_<base64>)")
+        if self.push_lease_s <= self.push_webhook_timeout_s:
+            raise ValueError("push_lease_s must exceed push_webhook_timeout_s")
+        if (self.push_quiet_start is None) != (self.push_quiet_end is None):
+            raise ValueError("set both push_quiet_start and push_quiet_end, or neither")
+        return self
+
+    @property
+    def push_enabled(self) -> bool:
+        return self.push_webhook_url is not None
 
     @property
     def effective_database_url(self) -> str:
@@ -137,3 +285,17 @@ class Settings(BaseSettings):
         if self.auto_migrate is None:
             return self.embedded_database
         return self.auto_migrate
+
+
+def signing_key(secret: SecretStr) -> bytes:
+    """The HMAC key of a Standard Webhooks secret `whsec_<base64>`."""
+    text = secret.get_secret_value()
+    if not text.startswith("whsec_"):
+        raise ValueError("push_webhook_secret must look like whsec_<base64>")
+    try:
+        key = base64.b64decode(text.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("push_webhook_secret: the part after whsec_ is not base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError("push_webhook_secret must hold 24 to 64 bytes (whsec_ + base64)")
+    return key

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import preset
 from model.recommenders import Popularity, build_model
 from model.time_norm import TimeNormalizer
+from training.distributed import World, init_from_env, shutdown
 from training.loaders import load_interactions
 from training.plots import plot_training_curves
 from training.preprocess import SequenceData, build_sequences
@@ -55,12 +57,25 @@ def prepare_data(opts: DataOptions) -> tuple[SequenceData, Split, TimeNormalizer
     return data, split, normalizer, length
 
 
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
 def machine_description() -> dict[str, Any]:
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
         "cpu_threads": torch.get_num_threads(),
+        # On a shared machine the load at the start says how far timings can be trusted.
+        "load_avg_1m": os.getloadavg()[0],
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
@@ -79,9 +94,38 @@ def run_training(
     train_cfg: TrainConfig,
     out_dir: str | Path,
     dataset_name: str | None = None,
+    distributed: bool = False,
+) -> dict[str, Any]:
+    """Train, test and save; ``distributed``: one rank of a torchrun job (DDP).
+
+    Every rank prepares the same data and model; rank 0 alone tests, writes the checkpoint
+    and ``results.json`` and returns the results (other ranks return ``{}``).
+    """
+    world = World()
+    if distributed:
+        world, device = init_from_env(train_cfg.device)
+        train_cfg = replace(train_cfg, device=device)
+    try:
+        if world.is_main:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        result = _train_and_save(data_opts, model_name, model_overrides, train_cfg, out_dir,
+                                 dataset_name, world)  # fmt: skip
+    finally:
+        if distributed:
+            shutdown()
+    return result
+
+
+def _train_and_save(
+    data_opts: DataOptions,
+    model_name: str,
+    model_overrides: dict[str, Any],
+    train_cfg: TrainConfig,
+    out_dir: str | Path,
+    dataset_name: str | None,
+    world: World,
 ) -> dict[str, Any]:
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     seed_everything(train_cfg.seed)
     started = time.perf_counter()
     data, split, normalizer, length = prepare_data(data_opts)
@@ -97,13 +141,16 @@ def run_training(
     if isinstance(model, Popularity):
         model.fit_counts(torch.as_tensor(split.train.target))
     log_path = out / "train_log.jsonl"
-    log_path.write_text("")
+    if world.is_main:
+        log_path.write_text("")
 
     def log_epoch(record: dict[str, float]) -> None:
         with log_path.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
 
     result = train(model, split.train, split.valid, normalizer, train_cfg, on_epoch=log_epoch)
+    if not world.is_main:
+        return {}
     device = torch.device(train_cfg.device)
     test = evaluate(
         model,
@@ -150,6 +197,7 @@ def run_training(
         },
         "model_config": config.to_dict(),
         "train_config": asdict(train_cfg),
+        "world_size": world.size,
         "machine": machine_description(),
         "checkpoint": str(checkpoint_dir),
     }

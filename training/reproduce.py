@@ -20,6 +20,8 @@ from tqdm.auto import tqdm
 
 from training.paper_tables import HYPER_PARAMETERS, METRICS, TABLES
 
+# The PreferDiff family gets ``hidden``; every other method (SASRec, GRU4Rec, BERT4Rec,
+# TiSASRec, MEANTIME, DiffuRec, popularity) ``baseline_hidden``.
 DIFFUSION = ("pasrec", "pasrec-te", "preferdiff", "dreamrec")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Which of the paper's tuned values each method uses (appendix B): lambda belongs to PreferDiff
@@ -70,6 +72,9 @@ def train_command(spec: GridSpec, method: str, seed: int) -> list[str]:
                 cmd += ["--" + key.replace("_", "-"), str(tuned[key])]
         # Validation with fewer DDIM steps on a fixed subset; the test uses the full sampler.
         cmd += ["--valid-limit", "4096", "--valid-ddim-steps", "20"]
+    elif method == "diffurec":
+        # Its sampler walks all 32 steps, a Transformer pass each: validate on a fixed subset.
+        cmd += ["--valid-limit", "4096"]
     if spec.max_minutes is not None:
         cmd += ["--max-minutes", str(spec.max_minutes)]
     return cmd + spec.extra

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from model.batching import make_batch
 from model.time_norm import TimeNormalizer
+from training.distributed import broadcast_flag, current_world, shard, sum_across, wrap
 from training.metrics import MetricAccumulator
 from training.splits import Samples
 
@@ -81,6 +82,18 @@ def ddim_steps(model: nn.Module, steps: int | None):
         config.ddim_steps = saved
 
 
+class LossModule(nn.Module):
+    """The model's training loss as ``forward``, so DistributedDataParallel can wrap it:
+    DDP synchronises gradients only for computations that run through its own forward."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.model.loss(batch)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -111,6 +124,13 @@ def train(
     cfg: TrainConfig,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
+    """Train ``model`` in place; under an initialised process group (torchrun), data-parallel.
+
+    Each rank trains on its shard of every epoch's permutation; validation, early stopping and
+    ``on_epoch`` happen on rank 0, whose stop decision is broadcast. Only rank 0's result
+    carries the validation history and restores the best epoch's weights.
+    """
+    world = current_world()
     device = torch.device(cfg.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -118,7 +138,13 @@ def train(
     result = TrainResult()
     if not any(p.requires_grad for p in model.parameters()):
         return result  # popularity: nothing to optimise
+    net = wrap(LossModule(model), world, device)
+    if world.rank:
+        # Other ranks draw their own diffusion noise and condition dropout; rank 0 keeps the
+        # single-process stream. The initial weights stay rank 0's (DDP broadcasts them).
+        torch.manual_seed(cfg.seed + 104_729 * world.rank)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # The same seed on every rank: the same permutation, cut into disjoint shards.
     generator = np.random.default_rng(cfg.seed)
     if cfg.valid_limit is not None and cfg.valid_limit < len(valid_samples):
         valid_samples = valid_samples.subset(
@@ -128,19 +154,20 @@ def train(
     best_score, best_state, stale = -math.inf, None, 0
     seconds = 0.0
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
+        net.train()
         started = time.perf_counter()
-        order = generator.permutation(len(train_samples))
+        order = shard(generator.permutation(len(train_samples)), world)
         totals: dict[str, float] = {}
         batches = range(0, len(order), cfg.batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
+        show = cfg.progress and world.is_main
+        bar = tqdm(batches, desc=f"epoch {epoch}", disable=not show, leave=False)
         for start in bar:
             part = train_samples.subset(order[start : start + cfg.batch_size])
             batch = make_batch(
                 part.items, part.days, normalizer, device, part.target, part.target_day
             )
             with autocast(device, cfg.amp):
-                loss, parts = model.loss(batch)
+                loss, parts = net(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip:
@@ -149,11 +176,15 @@ def train(
             parts["loss"] = float(loss.detach())
             for key, value in parts.items():
                 totals[key] = totals.get(key, 0.0) + value * len(part)
+            totals["samples"] = totals.get("samples", 0.0) + len(part)
             bar.set_postfix(loss=f"{parts['loss']:.4f}")
         seconds += time.perf_counter() - started
+        # Epoch means over all ranks' samples (the wrap-around padding counted as seen).
+        totals = sum_across(totals, world, device)
+        seen = totals.pop("samples", 0.0)
         record = {"epoch": float(epoch)}
-        record.update({f"train_{k}": v / len(order) for k, v in totals.items()})
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+        record.update({f"train_{k}": v / seen for k, v in totals.items()})
+        if world.is_main and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             with ddim_steps(model, cfg.valid_ddim_steps):
                 valid = evaluate(model, valid_samples, normalizer, device, cfg.eval_batch_size)
             record.update({f"valid_{k}": v for k, v in valid.items()})
@@ -164,11 +195,13 @@ def train(
                 result.best_epoch, result.best_valid = epoch, valid
             else:
                 stale += cfg.eval_every
-        result.history.append(record)
         result.epochs_run = epoch
-        if on_epoch is not None:
-            on_epoch(record)
-        if stale >= cfg.patience or (deadline is not None and time.perf_counter() > deadline):
+        if world.is_main:
+            result.history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+        stop = stale >= cfg.patience or (deadline is not None and time.perf_counter() > deadline)
+        if broadcast_flag(stop, world, device):
             break
     if best_state is not None:
         model.load_state_dict(best_state)

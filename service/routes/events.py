@@ -71,6 +71,8 @@ def post_events(batch: EventBatch, ctx: Ctx) -> IngestOut:
             409, "event_id_conflict", f"{loc}: {exc}", [{"loc": loc, "message": str(exc)}]
         ) from None
     ctx.history.committed(result.stored, ctx.history_length())
+    if ctx.push is not None and result.stored:
+        ctx.push.after_events(result.stored.keys(), now)
     ctx.metrics.events.labels("accepted").inc(result.accepted)
     ctx.metrics.events.labels("duplicate").inc(result.duplicates)
     ctx.metrics.events.labels("unknown_item").inc(result.unknown_items)

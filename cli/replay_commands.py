@@ -1,0 +1,71 @@
+"""Subcommands that replay time through the real service: `replay` and `demo`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from training.replay import ReplayOptions, parse_window, run_replay
+    from training.replay_report import markdown
+
+    opts = ReplayOptions(
+        data=args.data, cutoff=args.cutoff, out=Path(args.out),
+        windows_days=[parse_window(w) for w in args.window],
+        strategies=args.strategies, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        format=args.format, name=args.name, max_users=args.max_users, k=args.k,
+        fixed_interval_days=parse_window(args.fixed_interval), hidden=args.hidden,
+        epochs=args.epochs, max_minutes=args.max_minutes, history_length=args.history_length,
+        seed=args.seed, progress=not args.quiet,
+    )  # fmt: skip
+    print(markdown(run_replay(opts)))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from training.demo import run_demo
+
+    run_demo(Path(args.out), args.data, args.users, args.epochs, args.seed)
+    return 0
+
+
+def add_replay_commands(sub: argparse._SubParsersAction) -> None:
+    from training.replay_strategies import STRATEGIES
+
+    rep = sub.add_parser(
+        "replay", help="replay later events through the real service and score its pushes"
+    )
+    rep.add_argument("--data", required=True, help="interaction log (any format `train` reads)")
+    rep.add_argument("--format", help="override format detection")
+    rep.add_argument("--name", help="data set name inside a directory")
+    rep.add_argument(
+        "--cutoff", required=True, help="ISO date, or a fraction of the time span (0.9)"
+    )
+    rep.add_argument(
+        "--window", nargs="+", default=["7d"], help="scoring windows, e.g. 7d 30d (the push "
+        "horizon is the longest)"
+    )  # fmt: skip
+    rep.add_argument("--checkpoint", help="use this checkpoint instead of training one")
+    rep.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    rep.add_argument("--fixed-interval", default="7d", help="interval of the `fixed` strategy")
+    rep.add_argument("--max-users", type=int, help="a seeded sample of this many users")
+    rep.add_argument("--k", type=int, default=10, help="items per push")
+    rep.add_argument("--hidden", type=int, default=64, help="hidden size when training")
+    rep.add_argument("--epochs", type=int, default=20, help="epochs when training")
+    rep.add_argument("--max-minutes", type=float, help="training wall-time budget")
+    rep.add_argument("--history-length", type=int, help="L when training")
+    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--quiet", action="store_true", help="no progress bars")
+    rep.add_argument("--out", required=True, help="output directory")
+    rep.set_defaults(handler=cmd_replay)
+
+    demo = sub.add_parser(
+        "demo", help="train on synthetic data, run the service and watch its pushes arrive"
+    )
+    demo.add_argument("--data", help="an interaction log instead of the synthetic data")
+    demo.add_argument("--users", type=int, default=300, help="synthetic users")
+    demo.add_argument("--epochs", type=int, default=8)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", default="runs/demo", help="output directory")
+    demo.set_defaults(handler=cmd_demo)

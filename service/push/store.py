@@ -1,0 +1,287 @@
+"""Queries on `pushes` and `push_attempts` shared by the scheduler, dispatcher and API.
+
+Per-user changes lock the user's row first (Postgres), so the scheduler and dispatchers never
+race to hold two pending pushes for one user; claims take push rows with SKIP LOCKED, so any
+number of dispatchers share the due pushes without waiting on each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    and_,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import OperationalError
+
+from service.db import write_tx
+from service.models import Push, PushAttempt, PushStatus, User
+from service.push.policy import Plan
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_RETRIES = 3
+
+SUPERSEDED = "rescheduled"
+"""Reason of a push awaiting a retry that new events replaced: its id already reached the
+receiver (maybe), so new content gets a new id rather than reusing it."""
+
+
+def write(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run `work` in a write transaction, retrying it after a deadlock or serialisation error."""
+    for attempt in range(_RETRIES + 1):
+        try:
+            with write_tx(engine) as conn:
+                return work(conn)
+        except OperationalError as exc:
+            if attempt == _RETRIES or getattr(exc.orig, "sqlstate", None) not in {
+                "40P01",
+                "40001",
+            }:
+                raise
+            log.warning("deadlock on pushes; retrying (%d)", attempt + 1)
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class UserState:
+    timezone: str | None
+    last_event_at: datetime | None
+
+
+def lock_user(conn: Connection, user_id: str) -> UserState | None:
+    row = conn.execute(
+        select(User.timezone, User.last_event_at).where(User.id == user_id).with_for_update()
+    ).first()
+    return None if row is None else UserState(row.timezone, row.last_event_at)
+
+
+def apply_plan(
+    conn: Connection, user_id: str, plan: Plan, model_version: str | None, now: datetime
+) -> str:
+    """Make `plan` the user's push: update the pending one in place, or start a new one.
+
+    Returns the id of the push that now carries the plan.
+    """
+    lock_user(conn, user_id)
+    pending = conn.execute(
+        select(Push.id, Push.attempts)
+        .where(Push.user_id == user_id, Push.status == PushStatus.PENDING)
+        .with_for_update()
+    ).first()
+    values: dict[str, Any] = {
+        "status": PushStatus.SKIPPED if plan.skip else PushStatus.PENDING,
+        "due_at": plan.due_at,
+        "predicted_at": plan.predicted_at,
+        "p_return": plan.p_return,
+        "fallback": plan.fallback,
+        "reason": plan.skip,
+        "model_version": model_version,
+        "updated_at": now,
+    }
+    if pending is not None and pending.attempts == 0:
+        conn.execute(update(Push).where(Push.id == pending.id).values(**values))
+        return pending.id
+    if pending is not None:
+        conn.execute(
+            update(Push)
+            .where(Push.id == pending.id)
+            .values(status=PushStatus.CANCELLED, reason=SUPERSEDED, updated_at=now)
+        )
+    push_id = str(uuid.uuid4())
+    conn.execute(
+        Push.__table__.insert().values(
+            id=push_id, user_id=user_id, attempts=0, created_at=now, **values
+        )
+    )
+    return push_id
+
+
+def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: int) -> list[str]:
+    """Lease up to `limit` pushes that are due, or whose previous lease ran out."""
+    due = (
+        select(Push.id, Push.status)
+        .where(
+            or_(
+                and_(Push.status == PushStatus.PENDING, Push.due_at <= now),
+                and_(Push.status == PushStatus.DELIVERING, Push.lease_expires_at <= now),
+            )
+        )
+        .order_by(Push.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = conn.execute(due).all()
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    conn.execute(
+        update(Push)
+        .where(Push.id.in_(ids))
+        .values(
+            status=PushStatus.DELIVERING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            updated_at=now,
+        )
+    )
+    orphaned = [row.id for row in rows if row.status == PushStatus.DELIVERING]
+    if orphaned:
+        # Their worker died (or stalled past the lease) after starting an attempt.
+        conn.execute(
+            update(PushAttempt)
+            .where(PushAttempt.push_id.in_(orphaned), PushAttempt.outcome.is_(None))
+            .values(outcome="abandoned", error="the lease expired before an outcome was recorded")
+        )
+    return ids
+
+
+def owned(push_id: str, owner: str) -> Any:
+    """The condition under which a dispatcher may still change a push it claimed."""
+    return and_(Push.id == push_id, Push.status == PushStatus.DELIVERING, Push.lease_owner == owner)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    user_id: str
+    due_at: datetime
+    predicted_at: datetime | None
+    attempts: int
+    user: UserState
+    last_delivered_at: datetime | None
+    delivered_in_window: int
+
+
+def read_claimed(
+    conn: Connection, push_id: str, owner: str, now: datetime, cap_window_s: float
+) -> Claimed | None:
+    """The claimed push and what the policy needs; None when the lease is no longer ours."""
+    push = conn.execute(
+        select(Push.user_id, Push.due_at, Push.predicted_at, Push.attempts, Push.created_at).where(
+            owned(push_id, owner), Push.lease_expires_at > now
+        )
+    ).first()
+    if push is None:
+        return None
+    user = conn.execute(
+        select(User.timezone, User.last_event_at).where(User.id == push.user_id)
+    ).one()
+    delivered = and_(Push.user_id == push.user_id, Push.status == PushStatus.DELIVERED)
+    last = conn.execute(select(func.max(Push.delivered_at)).where(delivered)).scalar_one()
+    window_start = now - timedelta(seconds=cap_window_s)
+    in_window = conn.execute(
+        select(func.count()).where(delivered, Push.delivered_at > window_start)
+    ).scalar_one()
+    # An older push of the same user in flight counts as delivered now, so two pushes
+    # claimed side by side (new events came between them) do not both reach the user; the
+    # older goes first, and it carries the latest history anyway.
+    in_flight = conn.execute(
+        select(func.count()).where(
+            Push.user_id == push.user_id,
+            Push.status == PushStatus.DELIVERING,
+            Push.lease_expires_at > now,
+            tuple_(Push.created_at, Push.id) < tuple_(push.created_at, push_id),
+        )
+    ).scalar_one()
+    if in_flight:
+        last = now
+        in_window += in_flight
+    return Claimed(
+        push.user_id,
+        push.due_at,
+        push.predicted_at,
+        push.attempts,
+        UserState(user.timezone, user.last_event_at),
+        last,
+        in_window,
+    )
+
+
+def finish(conn: Connection, push_id: str, owner: str, now: datetime, **values: Any) -> bool:
+    """Give a claimed push its final state; False when the lease was lost meanwhile."""
+    result = conn.execute(
+        update(Push)
+        .where(owned(push_id, owner))
+        .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values)
+    )
+    return result.rowcount == 1
+
+
+def back_to_pending(
+    conn: Connection,
+    push_id: str,
+    user_id: str,
+    owner: str,
+    due: datetime,
+    reason: str,
+    now: datetime,
+) -> bool:
+    """Return a claimed push to the queue, due at `due`; False when the lease was lost.
+
+    If new events gave the user another pending push meanwhile, that one wins and this one
+    is cancelled as superseded (a user has at most one pending push).
+    """
+    lock_user(conn, user_id)
+    newer = conn.execute(
+        select(Push.id).where(
+            Push.user_id == user_id, Push.status == PushStatus.PENDING, Push.id != push_id
+        )
+    ).first()
+    if newer is not None:
+        return finish(conn, push_id, owner, now, status=PushStatus.CANCELLED, reason=SUPERSEDED)
+    return finish(conn, push_id, owner, now, status=PushStatus.PENDING, due_at=due, reason=reason)
+
+
+CANCELLED_BY_API = "cancelled"
+
+
+def list_pushes(
+    conn: Connection, user_id: str | None, status: str | None, limit: int
+) -> list[RowMapping]:
+    """Newest first."""
+    stmt = select(Push.__table__).order_by(Push.created_at.desc(), Push.id).limit(limit)
+    if user_id is not None:
+        stmt = stmt.where(Push.user_id == user_id)
+    if status is not None:
+        stmt = stmt.where(Push.status == status)
+    return list(conn.execute(stmt).mappings())
+
+
+def get_push(conn: Connection, push_id: str) -> tuple[RowMapping, list[RowMapping]] | None:
+    """A push and its attempts (in order), or None."""
+    push = conn.execute(select(Push.__table__).where(Push.id == push_id)).mappings().first()
+    if push is None:
+        return None
+    attempts = conn.execute(
+        select(PushAttempt.__table__)
+        .where(PushAttempt.push_id == push_id)
+        .order_by(PushAttempt.attempt)
+    ).mappings()
+    return push, list(attempts)
+
+
+def cancel(conn: Connection, push_id: str, now: datetime) -> str | None:
+    """Cancel a pending push. Returns the push's status before the call (`pending` when this
+    call cancelled it), or None for an unknown id."""
+    done = conn.execute(
+        update(Push)
+        .where(Push.id == push_id, Push.status == PushStatus.PENDING)
+        .values(status=PushStatus.CANCELLED, reason=CANCELLED_BY_API, updated_at=now)
+    )
+    if done.rowcount == 1:
+        return PushStatus.PENDING
+    return conn.execute(select(Push.status).where(Push.id == push_id)).scalar_one_or_none()

@@ -1,0 +1,51 @@
+"""When a user's push is due: the timing strategy (`PASREC_PUSH_TIMING`).
+
+`toi` (the default) sends at the model's decoded time of interest. The others exist so that
+a replay can compare the model against simple schedules under the very same policy and
+delivery path:
+
+- `tpp_median`: the median of the point-process head's next-time distribution (a checkpoint
+  without a tpp head gives no time, so the fallback delay applies);
+- `fixed`: `push_fixed_interval_s` after the user's last event;
+- `user_median`: the median gap between the distinct event times of the user's recent
+  history (the fallback delay with fewer than two distinct times).
+
+Every strategy returns a `NextTime` for `policy.plan`, or None for the fallback.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Literal
+
+from model.predictor import NextTime
+from service.history import UserHistory
+from service.settings import Settings
+
+Timing = Literal["toi", "tpp_median", "fixed", "user_median"]
+TIMINGS: tuple[Timing, ...] = ("toi", "tpp_median", "fixed", "user_median")
+MODEL_TIMINGS: tuple[Timing, ...] = ("toi", "tpp_median")
+"""Strategies that need the model's prediction."""
+
+
+def next_time(
+    settings: Settings, history: UserHistory, predicted: NextTime | None, eligible: bool
+) -> NextTime | None:
+    """The time the strategy picks; `eligible` says the user has enough history for one."""
+    strategy = settings.push_timing
+    if not eligible:
+        return None
+    if strategy == "toi":
+        return predicted
+    if strategy == "tpp_median":
+        if predicted is None or not predicted.quantiles:
+            return None
+        return NextTime(predicted.quantiles[0.5], predicted.quantiles, predicted.p_within)
+    last = history.events[-1].ts
+    if strategy == "fixed":
+        return NextTime(last + settings.push_fixed_interval_s)
+    times = sorted({event.ts for event in history.events})
+    if len(times) < 2:
+        return None
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    return NextTime(last + statistics.median(gaps))

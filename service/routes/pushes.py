@@ -1,0 +1,90 @@
+"""GET /v1/pushes, GET /v1/pushes/{id}, POST /v1/pushes/{id}/cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from service.db import read_tx, write_tx
+from service.deps import Ctx, require
+from service.errors import ApiError
+from service.models import ID_LENGTH, PushStatus
+from service.push import store
+from service.push.schemas import AttemptOut, PushDetailOut, PushListOut, PushOut
+from service.schemas import ErrorOut
+
+router = APIRouter(tags=["pushes"])
+
+PushId = Annotated[str, Path(min_length=1, max_length=36)]
+_AUTH = {
+    401: {"model": ErrorOut, "description": "Missing or invalid API key."},
+    403: {"model": ErrorOut, "description": "The key lacks the scope."},
+}
+_NOT_FOUND = {404: {"model": ErrorOut, "description": "No push with this id."}}
+
+
+@router.get(
+    "/v1/pushes",
+    response_model=PushListOut,
+    dependencies=[Depends(require("read"))],
+    responses={**_AUTH, 422: {"model": ErrorOut, "description": "Invalid filter."}},
+    summary="Pushes, newest first, by user and/or status (e.g. status=dead: the dead letters)",
+)
+def list_pushes(
+    ctx: Ctx,
+    user_id: Annotated[str | None, Query(min_length=1, max_length=ID_LENGTH)] = None,
+    status: PushStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> PushListOut:
+    with read_tx(ctx.engine) as conn:
+        rows = store.list_pushes(conn, user_id, None if status is None else status.value, limit)
+    return PushListOut(pushes=[PushOut.model_validate(dict(row)) for row in rows])
+
+
+@router.get(
+    "/v1/pushes/{push_id}",
+    response_model=PushDetailOut,
+    dependencies=[Depends(require("read"))],
+    responses={**_AUTH, **_NOT_FOUND},
+    summary="One push with its payload and every delivery attempt",
+)
+def get_push(push_id: PushId, ctx: Ctx) -> PushDetailOut:
+    with read_tx(ctx.engine) as conn:
+        found = store.get_push(conn, push_id)
+    if found is None:
+        raise _unknown(push_id)
+    push, attempts = found
+    return PushDetailOut.model_validate(
+        {**push, "attempts_detail": [AttemptOut.model_validate(dict(a)) for a in attempts]}
+    )
+
+
+@router.post(
+    "/v1/pushes/{push_id}/cancel",
+    response_model=PushOut,
+    dependencies=[Depends(require("admin"))],
+    responses={
+        **_AUTH,
+        **_NOT_FOUND,
+        409: {"model": ErrorOut, "description": "Not pending (being delivered, or finished)."},
+    },
+    summary="Cancel a pending push (one awaiting a retry included)",
+)
+def cancel_push(push_id: PushId, ctx: Ctx) -> PushOut:
+    with write_tx(ctx.engine) as conn:
+        before = store.cancel(conn, push_id, ctx.clock())
+        found = store.get_push(conn, push_id)
+    if before is None or found is None:
+        raise _unknown(push_id)
+    if before != PushStatus.PENDING:
+        raise ApiError(
+            409,
+            "not_cancellable",
+            f"push {push_id!r} is {before}; only a pending push can be cancelled",
+        )
+    return PushOut.model_validate(dict(found[0]))
+
+
+def _unknown(push_id: str) -> ApiError:
+    return ApiError(404, "push_not_found", f"no push with id {push_id!r}")

@@ -1,0 +1,143 @@
+"""Every benchmark's smoke mode runs end to end (seconds; no thresholds: benches measure, CI
+only checks that they still work and write their JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ML100K = ROOT.parent / "shared" / "data" / "ml-100k" / "ml-100k.inter"
+BENCH_KEY = "bench-smoke-key-0123456789"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ml100k() -> Path:
+    if not ML100K.exists():
+        pytest.skip(f"reference data missing: {ML100K}")
+    return ML100K
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run(cmd: list[str], cwd: Path = ROOT) -> str:
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, cwd=cwd, env=_clean_env()
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_model_speed_smoke(ml100k: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model_speed.json"
+    table = _run([sys.executable, "bench/model_speed.py", "--smoke", "--device", "cpu",
+                  "--data", str(ml100k), "--out", str(out)])  # fmt: skip
+    report = json.loads(out.read_text())
+    assert [r["model"] for r in report["results"]] == ["preferdiff", "pasrec"]
+    assert report["machine"]["cores"] and report["smoke"] is True
+    assert "| pasrec |" in table and "machine:" in table
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(ml100k: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch PASRec on 60 MovieLens users: the service benches need a model, not a good one."""
+    work = tmp_path_factory.mktemp("bench-model")
+    lines = ml100k.read_text().splitlines()
+    data = work / "slice.inter"
+    data.write_text("\n".join([lines[0], *(r for r in lines[1:] if int(r.split("\t")[0]) <= 60)]))
+    _run([sys.executable, "-m", "cli.main", "train", "--data", str(data), "--epochs", "1",
+          "--hidden", "16", "--ddim-steps", "5", "--diffusion-steps", "50", "--truncate", "20",
+          "--history-length", "10", "--quiet", "--out", str(work / "run")])  # fmt: skip
+    return work / "run" / "checkpoint"
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m service` on loopback, embedded storage, serving the tiny checkpoint."""
+    work = tmp_path_factory.mktemp("bench-server")
+    port = free_port()
+    env = _clean_env() | {
+        "PASREC_PORT": str(port),
+        "PASREC_MODEL_PATH": str(tiny_checkpoint),
+        "PASREC_SQLITE_PATH": str(work / "pasrec.db"),
+        "PASREC_DEVICE": "cpu",
+        "PASREC_API_KEYS": json.dumps([{"name": "bench", "scopes": ["ingest", "read"],
+                                        "key": BENCH_KEY}]),  # fmt: skip
+    }
+    log = work / "server.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=work, env=env,
+                                stdout=sink, stderr=sink)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_load_service_smoke(server: str, ml100k: Path, tmp_path: Path) -> None:
+    out = tmp_path / "service.json"
+    table = _run([sys.executable, "bench/load_service.py", "--smoke", "--url", server,
+                  "--key", BENCH_KEY, "--data", str(ml100k), "--out", str(out)])  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["ingest"]["accepted"] == report["ingest"]["events"] == 200
+    assert report["recommend"]["requests"] == 10
+    assert "/recommend" in table and "machine:" in table
+
+
+def _reachable(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_dispatcher_smoke(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    if not (_reachable(5432) and _reachable(6379)):
+        # The same rule as the service tests: CI (PASREC_REQUIRE_SERVICES=1) must have them.
+        if os.environ.get("PASREC_REQUIRE_SERVICES") == "1":
+            pytest.fail("the dispatcher bench needs PostgreSQL and Redis on loopback")
+        pytest.skip("PostgreSQL/Redis not running on loopback")
+    out = tmp_path / "dispatcher.json"
+    # The bench reads its back ends from PASREC_TEST_* (not PASREC_* settings): keep those.
+    done = subprocess.run(
+        [sys.executable, "bench/dispatcher.py", "--smoke", "--checkpoint", str(tiny_checkpoint),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=dict(os.environ),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [run["workers"] for run in report["runs"]] == [1, 2]
+    assert all(run["losses"] == 0 for run in report["runs"])  # delivery, not speed
+    assert "machine" in done.stdout

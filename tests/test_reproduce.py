@@ -1,0 +1,85 @@
+"""``pasrec reproduce``: the grid's commands, its Markdown table, and resuming a broken grid."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from training.reproduce import GridSpec, markdown_table, train_command
+
+ML100K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-100k"
+METRIC_CELL = re.compile(r"^\d+\.\d\d ± \d+\.\d\d( \[\d+\.\d\d\])?$")
+
+
+def spec(tmp_path: Path, **kw) -> GridSpec:
+    values = {"table": "3", "data": "data", "name": "Beauty", "methods": ["diffurec"],
+              "seeds": 1, "out": tmp_path, "hidden": 512, "baseline_hidden": 64}
+    return GridSpec(**{**values, **kw})
+
+
+def flag(cmd: list[str], name: str) -> str | None:
+    return cmd[cmd.index(name) + 1] if name in cmd else None
+
+
+def test_new_baselines_get_the_baseline_size_and_no_preferdiff_tuning(tmp_path):
+    for method in ("bert4rec", "tisasrec", "meantime", "diffurec"):
+        cmd = train_command(spec(tmp_path), method, 0)
+        assert flag(cmd, "--model") == method and flag(cmd, "--hidden") == "64"
+        assert flag(cmd, "--guidance") is None and flag(cmd, "--lam") is None
+    assert flag(train_command(spec(tmp_path), "diffurec", 0), "--valid-limit") == "4096"
+    assert flag(train_command(spec(tmp_path), "pasrec", 0), "--hidden") == "512"
+
+
+def test_table_puts_the_papers_numbers_next_to_ours(tmp_path):
+    row = {"seeds": 1, "hidden": 64, "epochs_run": [3], "best_epoch": [2],
+           "seconds_per_epoch": 1.5, "wall_seconds": 9.0,
+           "mean": {"HR@5": 1.0, "HR@10": 2.0, "NDCG@5": 0.5, "NDCG@10": 0.75},
+           "std": {"HR@5": 0.0, "HR@10": 0.0, "NDCG@5": 0.0, "NDCG@10": 0.0}}
+    table = markdown_table(spec(tmp_path), {"tisasrec": row, "meantime": row})
+    lines = table.splitlines()
+    assert lines[4].startswith("| tisasrec | 64 | 1 | 1.00 ± 0.00 [2.24] | 2.00 ± 0.00 [3.52] |")
+    assert "| 0.50 ± 0.00 [1.21] | 0.75 ± 0.00 [1.61] | 3 (2) | 1.5 | 9 |" in lines[5]
+
+
+def table_rows(path: Path) -> dict[str, list[str]]:
+    lines = path.read_text().splitlines()
+    header = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert header[:7] == ["method", "hidden", "seeds", "HR@5", "HR@10", "NDCG@5", "NDCG@10"]
+    assert set(lines[3].replace("|", "")) == {"-"}
+    rows = {}
+    for line in lines[4:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == len(header)
+        assert all(METRIC_CELL.match(c) for c in cells[3:7]), cells
+        rows[cells[0]] = cells
+    return rows
+
+
+@pytest.mark.slow
+def test_tiny_grid_writes_a_table_and_resumes_only_the_missing_cell(tmp_path):
+    if not ML100K.is_dir():
+        pytest.skip("../shared/data/ml-100k is not available")
+    argv = ["reproduce", "--table", "3", "--data", str(ML100K), "--name", "ml-100k",
+            "--methods", "popularity", "tisasrec", "--seeds", "1", "--epochs", "1",
+            "--baseline-hidden", "16", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    table = tmp_path / "table3_ml-100k.md"
+    assert list(table_rows(table)) == ["popularity", "tisasrec"]
+    summary = json.loads((tmp_path / "table3_ml-100k.json").read_text())
+    assert summary["outcomes"] == {"popularity/seed0": "done", "tisasrec/seed0": "done"}
+    assert summary["summary"]["tisasrec"]["epochs_run"] == [1]
+
+    # Interrupted grid: one cell lost its result. Only that cell runs again.
+    kept = tmp_path / "tisasrec" / "seed0" / "results.json"
+    lost = tmp_path / "popularity" / "seed0" / "results.json"
+    kept_mtime, kept_log = kept.stat().st_mtime_ns, kept.with_name("train.log").stat().st_mtime_ns
+    lost.unlink()
+    assert main(argv) == 0
+    assert lost.is_file()
+    assert kept.stat().st_mtime_ns == kept_mtime
+    assert kept.with_name("train.log").stat().st_mtime_ns == kept_log
+    again = json.loads((tmp_path / "table3_ml-100k.json").read_text())
+    assert again["outcomes"] == {"popularity/seed0": "done", "tisasrec/seed0": "skipped"}
+    assert list(table_rows(table)) == ["popularity", "tisasrec"]

@@ -1,0 +1,109 @@
+"""A replay's outputs: `replay.json`, `replay.md` (one table per window) and two PNGs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from training.replay_scoring import PushRecord  # noqa: E402
+
+DAY = 86400.0
+COLUMNS = ("pushes", "judged", "timely", "spam", "HR@{k}", "NDCG@{k}", "median_lead_days",
+           "pushes_per_user_week")  # fmt: skip
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def markdown(result: Mapping[str, Any]) -> str:
+    k = result["k"]
+    lines = [
+        f"# Replay: {result['data']}",
+        "",
+        f"Cutoff {result['cutoff_iso']} ({result['cutoff']}); {result['users']} users, "
+        f"{result['later_events']} later events over {result['weeks']:.1f} weeks; checkpoint "
+        f"`{result['checkpoint']}` ({result['model']}). Rates in %; a push is judged when its "
+        "whole window lies inside the data. Policy: " + result["policy"],
+        "",
+    ]
+    header = [c.format(k=k) for c in COLUMNS]
+    for window, rows in result["windows"].items():
+        lines += [f"## Window {window}", "", "| strategy | " + " | ".join(header) + " |",
+                  "|---" * (len(header) + 1) + "|"]  # fmt: skip
+        for strategy, row in rows.items():
+            lines.append(f"| {strategy} | " + " | ".join(_cell(row[c]) for c in header) + " |")
+        lines.append("")
+    lines += ["## Delivery", "", "| strategy | receiver unique | deliveries | duplicates | "
+              "rejected | push statuses | wall s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for strategy, run in result["runs"].items():
+        r = run["receiver"]
+        lines.append(
+            f"| {strategy} | {r['unique']} | {r['deliveries']} | {r['duplicates']} | "
+            f"{r['rejected']} | {run['statuses']} | {run['wall_s']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_timeline(
+    events: Sequence[tuple[str, str, float]],
+    pushes: Mapping[str, Sequence[PushRecord]],
+    users: Sequence[str],
+    start: float,
+    path: Path,
+) -> None:
+    """Interactions and each strategy's pushes of a few users on one time axis (days)."""
+    fig, axes = plt.subplots(len(users), 1, figsize=(10, 1.3 * len(users) + 1), sharex=True)
+    axes = [axes] if len(users) == 1 else list(axes)
+    markers = "v^<>sPX*"
+    for ax, user in zip(axes, users, strict=True):
+        times = [(t - start) / DAY for u, _, t in events if u == user]
+        ax.scatter(times, [0] * len(times), marker="o", color="black", label="interaction")
+        for row, (name, records) in enumerate(pushes.items(), start=1):
+            at = [(p.at - start) / DAY for p in records if p.user_id == user]
+            ax.scatter(at, [row] * len(at), marker=markers[row % len(markers)], label=name)
+        ax.set_yticks(range(len(pushes) + 1), ["events", *pushes])
+        ax.set_ylabel(user, rotation=0, ha="right", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    axes[-1].set_xlabel("days after the cutoff")
+    axes[0].set_title("Interactions and pushes per strategy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_tradeoff(windows: Mapping[str, Mapping[str, Mapping[str, Any]]], k: int,
+                  path: Path) -> None:  # fmt: skip
+    """Timeliness (x) against relevance HR@K (y), one point per strategy and window."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for marker, (window, rows) in zip("os^D", windows.items(), strict=False):
+        for strategy, row in rows.items():
+            if row["timely"] is None:
+                continue
+            ax.scatter(row["timely"], row[f"HR@{k}"], marker=marker, s=50)
+            ax.annotate(f"{strategy} ({window})", (row["timely"], row[f"HR@{k}"]),
+                        fontsize=7, xytext=(4, 3), textcoords="offset points")  # fmt: skip
+    ax.set_xlabel("timely pushes (%)")
+    ax.set_ylabel(f"HR@{k} of pushes (%)")
+    ax.set_title("Timeliness vs relevance by strategy")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(result: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "replay.json").write_text(json.dumps(result, indent=2))
+    (out / "replay.md").write_text(markdown(result))

@@ -1,0 +1,256 @@
+"""One replay run: the real service, a virtual clock, a real webhook receiver.
+
+The service runs in this process (uvicorn on loopback, in a thread) on its own embedded
+SQLite file, with `create_app(settings, clock)` given a virtual clock. Every interaction goes
+through `POST /v1/events` over HTTP, so ingestion, (re)scheduling and the policy are the
+production code paths. The service's own periodic dispatcher is off; instead the simulation
+calls `Dispatcher.dispatch_due(now)` at each push's due time, which makes simulated weeks take
+seconds while each push is still claimed, re-ranked, signed and POSTed to the receiver.
+
+Order within one instant: pushes due at or before an event's time are dispatched before the
+event is posted (with day-granular data a push due "on the day" must not be cancelled by
+that day's own visit). The passive reference asks `GET /v1/recommend/{user}?at=t` just before
+posting the user's events at `t`: what a perfect clock would have pushed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy import func, select
+from tqdm.auto import tqdm
+
+from service.app import create_app
+from service.auth import create_key
+from service.context import ServiceContext
+from service.models import Push, PushStatus
+from service.push.dispatcher import Dispatcher
+from service.settings import Settings
+from training.replay_scoring import PushRecord
+from training.webhook_receiver import WebhookReceiver, new_secret
+
+log = logging.getLogger(__name__)
+
+Event = tuple[str, str, float]  # user, item, unix seconds
+BATCH = 1000
+
+
+class VirtualClock:
+    """The service's "now", moved forward by the simulation only."""
+
+    def __init__(self, start: float) -> None:
+        self._now = datetime.fromtimestamp(start, UTC)
+
+    def __call__(self) -> datetime:
+        return self._now
+
+    def advance(self, when: datetime) -> None:
+        self._now = max(self._now, when)
+
+
+@dataclass
+class RunResult:
+    strategy: str
+    pushes: list[PushRecord]
+    passive: list[PushRecord] = field(default_factory=list)
+    receiver: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+@contextmanager
+def running_service(settings: Settings, clock: VirtualClock) -> Iterator[tuple[str, Any]]:
+    """(base URL, ServiceContext) of the app served on a free loopback port."""
+    app = create_app(settings, clock)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the service did not start; see its log above")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", app.state.ctx
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def replay_settings(
+    db_path: Path, checkpoint: Path, webhook_url: str, secret: str, strategy: str,
+    horizon_s: float, k: int, fixed_interval_s: float,
+) -> Settings:  # fmt: skip
+    """One policy for every strategy. Quiet hours are off (public logs are stamped in UTC,
+    often at midnight, so quiet hours would shift every push by hours) and so is the tpp
+    return-probability gate (it would apply to the model's strategies only); the horizon is
+    the longest scoring window."""
+    return Settings(
+        _env_file=None,
+        sqlite_path=db_path,
+        database_url=None,
+        redis_url=None,
+        model_path=checkpoint,
+        device="cpu",
+        auth_enabled=True,
+        api_keys=[],
+        log_level="WARNING",
+        push_webhook_url=webhook_url,
+        push_webhook_secret=secret,
+        push_dispatcher_enabled=False,
+        push_timing=strategy if strategy != "passive" else "toi",
+        push_fixed_interval_s=fixed_interval_s,
+        push_quiet_start=None,
+        push_quiet_end=None,
+        push_horizon_s=horizon_s,
+        push_min_return_probability=0.0,
+        push_rate_limit_per_s=0,
+        push_k=k,
+        max_batch_events=BATCH,
+    )
+
+
+def _next_due(ctx: ServiceContext) -> datetime | None:
+    with ctx.engine.connect() as conn:
+        due = conn.execute(
+            select(func.min(Push.due_at)).where(Push.status == PushStatus.PENDING)
+        ).scalar_one()
+    if due is not None and due.tzinfo is None:
+        due = due.replace(tzinfo=UTC)
+    return due
+
+
+def _statuses(ctx: ServiceContext) -> dict[str, int]:
+    """Pushes by final status and reason, e.g. `skipped:user_active`."""
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            select(Push.status, Push.reason, func.count()).group_by(Push.status, Push.reason)
+        ).all()
+    out = {}
+    for status, reason, count in rows:
+        name = str(getattr(status, "value", status))
+        out[name if reason is None else f"{name}:{reason}"] = int(count)
+    return dict(sorted(out.items()))
+
+
+def _post(client: httpx.Client, events: Sequence[Event], ids: Sequence[str]) -> None:
+    body = {
+        "events": [
+            {"event_id": eid, "user_id": u, "item_id": i, "timestamp": t}
+            for (u, i, t), eid in zip(events, ids, strict=True)
+        ]
+    }
+    response = client.post("/v1/events", json=body)
+    if response.status_code != 200:
+        raise RuntimeError(f"POST /v1/events: {response.status_code} {response.text[:500]}")
+
+
+def _passive(
+    client: httpx.Client, pool: ThreadPoolExecutor, users: Sequence[str], at: float, k: int
+) -> list[PushRecord]:
+    def ask(user_id: str) -> PushRecord:
+        response = client.get(f"/v1/recommend/{user_id}", params={"k": k, "at": at})
+        response.raise_for_status()
+        items = tuple(entry["item_id"] for entry in response.json()["items"])
+        return PushRecord(user_id, at, items)
+
+    return list(pool.map(ask, users))
+
+
+def simulate(
+    strategy: str,
+    before: Sequence[Event],
+    later: Sequence[Event],
+    cutoff: float,
+    checkpoint: Path,
+    work_dir: Path,
+    horizon_s: float,
+    k: int = 10,
+    fixed_interval_s: float = 7 * 86400.0,
+    with_passive: bool = False,
+    on_push: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Replay `later` (chronological) after loading `before` as history, under one strategy."""
+    started = time.perf_counter()
+    secret = new_secret()
+    db = work_dir / f"{strategy}.db"
+    db.unlink(missing_ok=True)
+    clock = VirtualClock(cutoff)
+    passive: list[PushRecord] = []
+    with WebhookReceiver(secret, on_push) as receiver:
+        settings = replay_settings(
+            db, checkpoint, receiver.url, secret, strategy, horizon_s, k, fixed_interval_s
+        )
+        with running_service(settings, clock) as (url, ctx):
+            key = create_key(settings, "replay", ["ingest", "read", "admin"])
+            dispatcher = Dispatcher(ctx, worker_id=f"replay-{strategy}", rng=random.Random(0))
+            headers = {"Authorization": f"Bearer {key}"}
+            with (
+                httpx.Client(base_url=url, headers=headers, timeout=120) as client,
+                ThreadPoolExecutor(8) as pool,
+            ):
+
+                def drain(until: datetime) -> None:
+                    while (due := _next_due(ctx)) is not None and due <= until:
+                        clock.advance(due)
+                        dispatcher.dispatch_due(max(due, clock()))
+
+                # History up to the cutoff, posted "at" the cutoff: it schedules the first
+                # pushes of users whose last visit is recent enough for the horizon.
+                for start in range(0, len(before), BATCH):
+                    chunk = before[start : start + BATCH]
+                    _post(client, chunk, [f"b{start + j}" for j in range(len(chunk))])
+                known = {u for u, _, _ in before}
+                groups = groupby(enumerate(later), key=lambda pair: pair[1][2])
+                total = len({t for _, _, t in later})
+                for at, group in tqdm(
+                    groups, total=total, desc=f"replay {strategy}", disable=not progress
+                ):
+                    rows = list(group)
+                    when = datetime.fromtimestamp(at, UTC)
+                    drain(when)
+                    clock.advance(when)
+                    if with_passive:
+                        users = sorted({u for _, (u, _, _) in rows if u in known})
+                        passive.extend(_passive(client, pool, users, at, k))
+                    for start in range(0, len(rows), BATCH):
+                        chunk = rows[start : start + BATCH]
+                        _post(client, [e for _, e in chunk], [f"l{i}" for i, _ in chunk])
+                    known.update(u for _, (u, _, _) in rows)
+                if later:
+                    drain(datetime.fromtimestamp(later[-1][2], UTC))
+            dispatcher.close()
+            statuses = _statuses(ctx)
+    pushes = [
+        PushRecord(
+            data["user_id"],
+            datetime.fromisoformat(data["generated_at"]).timestamp(),
+            tuple(entry["item_id"] for entry in data["items"]),
+        )
+        for data in receiver.received.pushes.values()
+    ]
+    pushes.sort(key=lambda p: (p.at, p.user_id))
+    counts = {
+        "unique": len(receiver.received.pushes),
+        "deliveries": receiver.received.deliveries,
+        "duplicates": receiver.received.duplicates,
+        "rejected": receiver.received.rejected,
+    }
+    return RunResult(strategy, pushes, passive, counts, statuses, time.perf_counter() - started)
