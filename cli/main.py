@@ -179,7 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument("--patience", type=int, default=10)
     train.add_argument(
-        "--val-metric", default="NDCG@10", choices=("HR@5", "HR@10", "NDCG@5", "NDCG@10")
+        "--val-metric",
+        default="NDCG@10",
+        choices=("HR@5", "HR@10", "NDCG@5", "NDCG@10", "tpp_nll"),
+        help="early-stopping metric (tpp_nll: the tpp head's validation NLL, lower wins)",
     )
     train.add_argument("--eval-batch-size", type=int, default=1024)
     train.add_argument("--eval-every", type=int, default=1)

@@ -65,7 +65,7 @@ def add_replay_commands(sub: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--data", help="an interaction log instead of the synthetic data")
     demo.add_argument("--users", type=int, default=300, help="synthetic users")
-    demo.add_argument("--epochs", type=int, default=8)
+    demo.add_argument("--epochs", type=int, default=10)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="runs/demo", help="output directory")
     demo.set_defaults(handler=cmd_demo)

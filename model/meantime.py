@@ -91,9 +91,10 @@ class Meantime(ClozeRecommender):
             self.constant = nn.Parameter(torch.randn(d) * d**-0.5)
         if "sin" in kernels:
             self.sinusoid = TimeEncoding(dataclasses.replace(config, time_encoding="sinusoidal"))
-        # exp / log rates f^(-k/d), k = 0..d-1: intervals seen at geometrically spaced scales.
-        rates = config.sinusoid_base ** (-torch.arange(d, dtype=torch.float32) / d)
-        self.register_buffer("rates", rates, persistent=False)
+        if {"exp", "log"} & set(kernels):
+            # Rates f^(-k/d), k = 0..d-1: intervals seen at geometrically spaced scales.
+            rates = config.sinusoid_base ** (-torch.arange(d, dtype=torch.float32) / d)
+            self.register_buffer("rates", rates, persistent=False)
         self.embedding_dropout = nn.Dropout(config.dropout)
         self.encoder = AttentionStack(
             config,

@@ -61,10 +61,23 @@ class LogNormalMixtureHead(nn.Module):
         return torch.logsumexp(log_w + log_normal, dim=-1)
 
     def cdf(self, params, gap_days: torch.Tensor) -> torch.Tensor:
+        """P(gap <= g) for ``gap_days`` of shape [B] or [B, G] (a grid per row)."""
         log_w, means, log_scales = params
+        if gap_days.dim() == 2:
+            log_w, means, log_scales = (p.unsqueeze(1) for p in params)
         y = torch.log1p(gap_days.clamp_min(0.0)).unsqueeze(-1)
         z = (y - means) / (log_scales.exp() * math.sqrt(2.0))
         return (log_w.exp() * 0.5 * (1 + torch.erf(z))).sum(-1)
+
+    def window_point(self, params, half_width: int, horizon_days: int = 365) -> torch.Tensor:
+        """The day offset t maximising P(t - w <= gap_day <= t + w): the point forecast that
+        best serves a "within +-w days" target (the median serves the absolute error)."""
+        batch = params[0].shape[0]
+        centres = torch.arange(horizon_days + 1, device=params[0].device, dtype=torch.float32)
+        upper = self.cdf(params, (centres + half_width + 1).expand(batch, -1))
+        lower = self.cdf(params, (centres - half_width).clamp_min(0.0).expand(batch, -1))
+        lower = torch.where(centres - half_width > 0, lower, torch.zeros_like(lower))
+        return centres[(upper - lower).argmax(dim=1)]
 
     def quantile(self, params, q: float, max_days: float = 36500.0) -> torch.Tensor:
         """Gap in days at quantile q, by bisection on log(1 + gap) (the CDF is monotone)."""

@@ -80,8 +80,9 @@ def server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         "PASREC_MODEL_PATH": str(tiny_checkpoint),
         "PASREC_SQLITE_PATH": str(work / "pasrec.db"),
         "PASREC_DEVICE": "cpu",
-        "PASREC_API_KEYS": json.dumps([{"name": "bench", "scopes": ["ingest", "read"],
-                                        "key": BENCH_KEY}]),  # fmt: skip
+        "PASREC_API_KEYS": json.dumps(
+            [{"name": "bench", "scopes": ["ingest", "read"], "key": BENCH_KEY}]
+        ),
     }
     log = work / "server.log"
     with log.open("w") as sink:

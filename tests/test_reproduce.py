@@ -58,9 +58,11 @@ def table_rows(path: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.slow
-def test_tiny_grid_writes_a_table_and_resumes_only_the_missing_cell(tmp_path):
+def test_tiny_grid_writes_a_table_and_resumes_only_the_missing_cell(tmp_path, monkeypatch):
     if not ML100K.is_dir():
         pytest.skip("../shared/data/ml-100k is not available")
+    # The cells inherit it: on a shared 2-core machine extra OpenMP threads only spin.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     argv = ["reproduce", "--table", "3", "--data", str(ML100K), "--name", "ml-100k",
             "--methods", "popularity", "tisasrec", "--seeds", "1", "--epochs", "1",
             "--baseline-hidden", "16", "--out", str(tmp_path)]

@@ -71,5 +71,5 @@ def test_pasrec_gains_from_time_and_loses_it_when_gaps_are_shuffled(tmp_path: Pa
     pasrec_shuffled = _hr10(shuffled, "pasrec", tmp_path / "pasrec-shuffled")
     print(f"HR@10 pasrec {pasrec:.1f}, preferdiff {preferdiff:.1f}, "
           f"pasrec on shuffled gaps {pasrec_shuffled:.1f}")  # fmt: skip
-    assert pasrec - preferdiff >= 5.0
+    assert pasrec - preferdiff >= 4.0
     assert pasrec_shuffled - preferdiff <= (pasrec - preferdiff) / 2

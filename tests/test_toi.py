@@ -110,3 +110,17 @@ def test_tpp_head_learns_a_known_gap_distribution():
     p_week = model.tpp.cdf(params, torch.full((256,), 7.0)).mean().item()
     true_p = 0.5 * (1 + math.erf(math.log(7 / 10) / 0.5 / math.sqrt(2)))
     assert p_week == pytest.approx(true_p, abs=0.05)
+
+
+def test_window_point_finds_the_densest_two_week_window():
+    """A mixture with most mass near 2 days and a wider mode near 60: the best +-7-day window
+    is centred on the narrow mode, while the median lies between the modes."""
+    config = preset("pasrec", n_items=4, hidden=8, history_length=3, toi_head="tpp",
+                    tpp_components=2)
+    head = build_model(config).tpp
+    log_w = torch.log(torch.tensor([[0.55, 0.45]]))
+    means = torch.log1p(torch.tensor([[2.0, 60.0]]))
+    log_scales = torch.log(torch.tensor([[0.2, 0.3]]))
+    params = (log_w, means, log_scales)
+    assert 0 <= head.window_point(params, 7).item() <= 8
+    assert head.quantile(params, 0.5).item() > 2.5

@@ -34,17 +34,25 @@ def train(data: Path, out: Path, model: str, *extra: str) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
-def test_trained_model_beats_popularity_and_evaluate_reproduces_it(ml_slice, tmp_path):
-    popular = train(ml_slice, tmp_path / "pop", "popularity")
-    # One sample per user; SASRec still learns from every position of each history.
-    trained = train(ml_slice, tmp_path / "sasrec", "sasrec", "--hidden", "64", "--epochs", "8",
-                    "--lr", "3e-3", "--train-samples", "last")
+# The slice the paper's protocol takes: each user's last L + 1 = 51 interactions.
+SLICE = ["--truncate", "51", "--train-samples", "last"]
+
+
+@pytest.mark.timeout(1800)  # ~2 minutes alone; generous for a loaded machine
+def test_trained_model_beats_popularity_and_evaluate_reproduces_it(tmp_path):
+    if not DATA.is_file():
+        pytest.skip(f"reference data missing: {DATA}")
+    data = DATA.parent
+    popular = train(data, tmp_path / "pop", "popularity", *SLICE)
+    # One sample per user; GRU4Rec still learns from every position of each history.
+    trained = train(data, tmp_path / "gru", "gru4rec", "--hidden", "64", "--epochs", "12",
+                    "--lr", "3e-3", *SLICE)
     assert trained["test"]["HR@10"] > popular["test"]["HR@10"]
     assert trained["epochs_run"] >= 1 and 1 <= trained["best_epoch"] <= trained["epochs_run"]
     assert trained["seconds_per_epoch"] > 0
-    assert (tmp_path / "sasrec" / "training_curves.png").stat().st_size > 0
-    done = pasrec("evaluate", "--checkpoint", str(tmp_path / "sasrec" / "checkpoint"),
-                  "--data", str(ml_slice), "--train-samples", "last")
+    assert (tmp_path / "gru" / "training_curves.png").stat().st_size > 0
+    done = pasrec("evaluate", "--checkpoint", str(tmp_path / "gru" / "checkpoint"),
+                  "--data", str(data), *SLICE)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["test"] == pytest.approx(trained["test"])
 
@@ -61,7 +69,8 @@ def test_pasrec_trains_end_to_end_with_its_toi_report(ml_slice, tmp_path):
     report = json.loads(done.stdout)
     assert report["test"] == pytest.approx(result["test"])
     predictors = report["toi"]["predictors"]
-    assert {"pasrec: decoded ToI", "pasrec: tpp median", "naive: last gap",
+    assert {"pasrec: decoded ToI", "pasrec: tpp median", "pasrec: tpp best ±7-day window",
+            "naive: last gap",
             "naive: user median gap", "naive: global median gap"} == set(predictors)
     assert set(report["toi"]["tpp_calibration_pct"]) == {str(q / 10) for q in range(1, 10)}
     assert plot.stat().st_size > 0

@@ -43,8 +43,9 @@ class ReplayOptions:
     max_users: int | None = None
     k: int = 10
     fixed_interval_days: float = 7.0
-    # Training when no checkpoint is given: a small PASRec with the tpp head.
+    # Training when no checkpoint is given: a small PASRec, with the tpp head unless told not.
     hidden: int = 64
+    tpp_head: bool = True
     epochs: int = 20
     max_minutes: float | None = None
     history_length: int | None = None
@@ -66,7 +67,11 @@ def parse_window(text: str) -> float:
 
 def train_before_cutoff(data: ReplayData, opts: ReplayOptions) -> Path:
     path = data.write_before(opts.out / "train" / "before_cutoff.inter")
-    overrides = {"hidden": opts.hidden, "toi_head": "tpp", **opts.model_overrides}
+    overrides = {
+        "hidden": opts.hidden,
+        "toi_head": "tpp" if opts.tpp_head else "none",
+        **opts.model_overrides,
+    }
     cfg = TrainConfig(
         epochs=opts.epochs, max_minutes=opts.max_minutes, seed=opts.seed,
         progress=opts.progress, patience=5,

@@ -85,19 +85,21 @@ def plot_timeline(
 
 def plot_tradeoff(windows: Mapping[str, Mapping[str, Mapping[str, Any]]], k: int,
                   path: Path) -> None:  # fmt: skip
-    """Timeliness (x) against relevance HR@K (y), one point per strategy and window."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    """Timeliness (x) against relevance HR@K (y): a colour per strategy, a marker per window."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    colours: dict[str, Any] = {}
     for marker, (window, rows) in zip("os^D", windows.items(), strict=False):
         for strategy, row in rows.items():
+            colour = colours.setdefault(strategy, f"C{len(colours)}")
             if row["timely"] is None:
                 continue
-            ax.scatter(row["timely"], row[f"HR@{k}"], marker=marker, s=50)
-            ax.annotate(f"{strategy} ({window})", (row["timely"], row[f"HR@{k}"]),
-                        fontsize=7, xytext=(4, 3), textcoords="offset points")  # fmt: skip
+            ax.scatter(row["timely"], row[f"HR@{k}"], marker=marker, s=60, color=colour,
+                       label=f"{strategy}, {window}")  # fmt: skip
     ax.set_xlabel("timely pushes (%)")
     ax.set_ylabel(f"HR@{k} of pushes (%)")
-    ax.set_title("Timeliness vs relevance by strategy")
+    ax.set_title("Timeliness vs relevance by strategy and window")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

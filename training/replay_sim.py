@@ -11,6 +11,9 @@ Order within one instant: pushes due at or before an event's time are dispatched
 event is posted (with day-granular data a push due "on the day" must not be cancelled by
 that day's own visit). The passive reference asks `GET /v1/recommend/{user}?at=t` just before
 posting the user's events at `t`: what a perfect clock would have pushed.
+
+Each run uses a fresh embedded store (SQLite + the in-process cache), so the strategies start
+from the same state; running the replay against Postgres + Redis is not wired up yet.
 """
 
 from __future__ import annotations

@@ -148,7 +148,8 @@ def markdown_table(spec: GridSpec, summary: dict[str, dict]) -> str:
             cells.append(f"{row['mean'][metric]:.2f} ± {row['std'][metric]:.2f}{ref}")
         epochs = ", ".join(f"{e} ({b})" for e, b in zip(row["epochs_run"], row["best_epoch"],
                                                          strict=True))
-        lines.append(f"| {method} | {row['hidden']} | {row['seeds']} | " + " | ".join(cells)
+        hidden = "-" if method == "popularity" else row["hidden"]
+        lines.append(f"| {method} | {hidden} | {row['seeds']} | " + " | ".join(cells)
                      + f" | {epochs} | {row['seconds_per_epoch']:.1f} | "
                        f"{row['wall_seconds']:.0f} |")
     return "\n".join(lines) + "\n"

@@ -39,18 +39,29 @@ Why this makes the test meaningful, and why these defaults:
   that reads the timestamps knows which set applies. With 8 items per group both candidate
   sets (7 complements, 8 upgrades) fit in a top-10 alone but their union (15) does not, so
   reading time is worth roughly 30 points of HR@10 at `p_u` near one half.
-* Gaps are long relative to the data's day span (slow medians of 1–3 months over roughly two
-  years), because PASRec normalises time by the training span and its default random Fourier
-  features (sigma = 1) change slowly on that scale: a burst (0–3 days) and a slow gap
-  (weeks) must differ by a visible fraction of the span.
+* Gaps are long relative to the data's day span (slow medians of 2–4 months over roughly two
+  years; arrivals within a month), because PASRec normalises time by the training span and
+  its default random Fourier features (sigma = 1) change slowly on that scale: a burst (0–3
+  days) and a slow gap must differ by a visible fraction of the span.
+* The catalogue is small (4 families x 2 tiers x 8 items = 64) because these diffusion models
+  learn slowly on a CPU budget: with 8 x 3 x 8 items and the paper's guidance w = 8 neither
+  PASRec nor PreferDiff got past 7% HR@10 in 20 epochs at hidden 64.
 * `shuffle_gaps` permutes each user's gaps among their own interactions (same first time,
   same item order, same rhythm statistics), which breaks the link between a gap and the next
   item: the control in which reading time must no longer help.
+
+Measured (`tests/test_synthetic.py`, 1,200 users, hidden 64, 15 epochs, lr 3e-3, w = 2,
+eta = 0.8, seed 0, LOO test HR@10 in %): PASRec 67.4, PreferDiff 60.6, PASRec on the
+gap-shuffled control 62.2. eta = 0.8 matters: with the paper's Beauty value 0.2 the item loss
+carries a fifth of the weight and PASRec stayed at PreferDiff's level (59–65 after 25–60
+epochs), as did the Gaussian encoding even at eta = 0.8, while a SASRec given the Gaussian
+time encoding reached 92 within 10 epochs on the same data: the signal is there, the
+diffusion model is slow to pick it up, and PASRec was still improving when the test stops.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -206,7 +217,3 @@ def write_synthetic(cfg: SyntheticConfig, path: str | Path, shuffled: bool = Fal
     if shuffled:
         timelines = shuffle_gaps(timelines, cfg.seed + 1)
     return write_inter(timelines, path)
-
-
-def describe(cfg: SyntheticConfig) -> dict[str, object]:
-    return {"generator": "training.synthetic", **asdict(cfg)}

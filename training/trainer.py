@@ -104,16 +104,31 @@ def evaluate(
     progress: bool = False,
     desc: str = "eval",
 ) -> dict[str, float]:
-    """Full-ranking HR/NDCG@{5,10} (%) of ``samples``' targets."""
+    """Full-ranking HR/NDCG@{5,10} (%) of ``samples``' targets; with a tpp head also the
+    mean negative log-likelihood of the next gap (``tpp_nll``, lower is better)."""
     model.eval()
     acc = MetricAccumulator()
+    has_tpp = getattr(model, "config", None) is not None and model.config.toi_head == "tpp"
+    nll_sum = 0.0
     starts = range(0, len(samples), batch_size)
     for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
         part = samples.subset(np.arange(start, min(start + batch_size, len(samples))))
-        batch = make_batch(part.items, part.days, normalizer, device)
+        batch = make_batch(part.items, part.days, normalizer, device, part.target, part.target_day)
         # Scores stay in full precision: bf16 would create ties among the ranked items.
         acc.add(model.score(batch).float(), torch.as_tensor(part.target, device=device))
-    return acc.result()
+        if has_tpp:
+            with torch.no_grad():
+                user = model.user_state(batch)
+                nll_sum += float(model.tpp.nll(user, batch, model.time_encoding)) * len(part)
+    result = acc.result()
+    if has_tpp:
+        result["tpp_nll"] = nll_sum / max(len(samples), 1)
+    return result
+
+
+def improvement(metric: str, value: float) -> float:
+    """Validation metrics where lower is better are negated so that higher always wins."""
+    return -value if metric == "tpp_nll" else value
 
 
 def train(
@@ -188,7 +203,7 @@ def train(
             with ddim_steps(model, cfg.valid_ddim_steps):
                 valid = evaluate(model, valid_samples, normalizer, device, cfg.eval_batch_size)
             record.update({f"valid_{k}": v for k, v in valid.items()})
-            score = valid[cfg.val_metric]
+            score = improvement(cfg.val_metric, valid[cfg.val_metric])
             if score > best_score:
                 best_score, stale = score, 0
                 best_state = copy.deepcopy(model.state_dict())
