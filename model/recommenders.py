@@ -68,7 +68,7 @@ class Recommender(nn.Module):
             self.items.weight[0].zero_()
         # Baselines with their own temporal embeddings (TiSASRec, MEANTIME, BERT4Rec) go without.
         if time_encoding:
-            self.time_encoding = TimeEncoding(config)
+            self.time_encoding = TimeEncoding(config, position_std=item_init_std)
 
     @property
     def has_toi(self) -> bool:

@@ -17,13 +17,15 @@ class TimeEncoding(nn.Module):
     three are fixed functions of time so that ``TE(t_n)`` is a stable target for the ToI loss.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, position_std: float = 1.0) -> None:
         super().__init__()
         self.kind = config.time_encoding
         d = config.hidden
         self.hidden = d
         if self.kind == "position":
             self.position = nn.Embedding(config.history_length, d)
+            # Same scale as the item table: a larger one would drown the item signal.
+            nn.init.normal_(self.position.weight, 0.0, position_std)
         elif self.kind == "sinusoidal":
             exponent = torch.arange(0, d, 2, dtype=torch.float32) / d
             self.register_buffer("inv_freq", config.sinusoid_base ** (-exponent))

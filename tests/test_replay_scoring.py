@@ -68,6 +68,7 @@ def test_aggregate_counts_and_censoring() -> None:
     assert out["NDCG@10"] == pytest.approx(100 * (1 / (1 + 1 / math.log2(3))) / 4)
     assert out["median_lead_days"] == pytest.approx(3.0)  # leads 1 and 5 days
     assert out["pushes_per_user_week"] == pytest.approx(5 / 3 / 4)
+    assert out["spam_per_user_week"] == pytest.approx(2 / 3 / 4)  # 2 judged spam pushes
 
 
 def test_no_pushes() -> None:

@@ -61,7 +61,7 @@ def test_pasrec_trains_end_to_end_with_its_toi_report(ml_slice, tmp_path):
     result = train(ml_slice, tmp_path / "pasrec", "pasrec", "--hidden", "32", "--epochs", "1",
                    "--ddim-steps", "5", "--toi-head", "tpp", "--train-samples", "last")
     assert result["model_config"]["toi"] and result["model_config"]["toi_head"] == "tpp"
-    assert set(result["test"]) == {"HR@5", "HR@10", "NDCG@5", "NDCG@10"}
+    assert set(result["test"]) == {"HR@5", "HR@10", "NDCG@5", "NDCG@10", "tpp_nll"}
     plot = tmp_path / "toi.png"
     done = pasrec("evaluate", "--checkpoint", str(tmp_path / "pasrec" / "checkpoint"),
                   "--data", str(ml_slice), "--train-samples", "last", "--toi", "--plot", str(plot))

@@ -72,11 +72,14 @@ def load_replay_data(
     seed: int = 0,
 ) -> ReplayData:
     """The log in chronological order (stable within a timestamp), optionally a seeded
-    sample of `max_users` users (all their events)."""
+    sample of `max_users` users (all their events); a fractional cutoff is placed on the
+    whole log's time span."""
     inter = load_interactions(path, format, name)
     users = np.asarray(inter.users).astype(str)
     items = np.asarray(inter.items).astype(str)
     times = np.asarray(inter.timestamps).astype(np.int64)
+    # The cutoff comes from the whole log, so a user sample replays the same stretch of time.
+    cut = parse_cutoff(cutoff, times)
     if max_users is not None:
         distinct = np.unique(users)
         if max_users < len(distinct):
@@ -85,7 +88,6 @@ def load_replay_data(
             users, items, times = users[keep], items[keep], times[keep]
     order = np.argsort(times, kind="stable")
     users, items, times = users[order], items[order], times[order]
-    cut = parse_cutoff(cutoff, times)
     if not (times < cut).any() or not (times >= cut).any():
         raise ValueError(f"cutoff {cutoff} leaves no events on one side")
     return ReplayData(users, items, times, cut)

@@ -16,7 +16,7 @@ from training.replay_scoring import PushRecord  # noqa: E402
 
 DAY = 86400.0
 COLUMNS = ("pushes", "judged", "timely", "spam", "HR@{k}", "NDCG@{k}", "median_lead_days",
-           "pushes_per_user_week")  # fmt: skip
+           "pushes_per_user_week", "spam_per_user_week")  # fmt: skip
 
 
 def _cell(value: Any) -> str:

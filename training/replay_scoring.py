@@ -8,7 +8,8 @@ A push at time `p` to user `u` with items `r_1..r_K`, judged over a window `w`:
 * **relevant**: HR@K, whether some `r_i` is among the items `u` interacts with in
   `[p, p + w]`; NDCG@K with those items as the relevant set (binary gains, ideal DCG over
   `min(K, number of relevant items)`);
-* **pushes per user per week**: delivered pushes / users / weeks of the replay.
+* **pushes per user per week**: delivered pushes / users / weeks of the replay, and the same
+  rate for spam pushes (a push that is not timely), which a spam rate in % alone hides.
 
 A push whose window reaches past the end of the data cannot be judged (the user may still
 come back) and is counted as `censored`, not scored.
@@ -90,6 +91,10 @@ def score_pushes(
     n = len(scores)
     leads = sorted(s.lead_s for s in scores if s.lead_s is not None)
 
+    def rate(count: int) -> float:
+        # Per user per week of the replay; spam counts only judged pushes, so it is a floor.
+        return count / users / weeks if users and weeks > 0 else 0.0
+
     def pct(count: float) -> float | None:
         return None if n == 0 else 100.0 * count / n
 
@@ -102,7 +107,8 @@ def score_pushes(
         f"HR@{k}": pct(sum(s.hit for s in scores)),
         f"NDCG@{k}": pct(sum(s.ndcg for s in scores)),
         "median_lead_days": None if not leads else _median(leads) / 86400.0,
-        "pushes_per_user_week": (len(pushes) / users / weeks) if users and weeks > 0 else 0.0,
+        "pushes_per_user_week": rate(len(pushes)),
+        "spam_per_user_week": rate(sum(not s.timely for s in scores)),
     }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Engine,
     RowMapping,
     and_,
+    exists,
     func,
     or_,
     select,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import aliased
 
 from service.db import write_tx
 from service.models import Push, PushAttempt, PushStatus, User
@@ -112,12 +114,24 @@ def apply_plan(
 
 
 def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: int) -> list[str]:
-    """Lease up to `limit` pushes that are due, or whose previous lease ran out."""
+    """Lease up to `limit` pushes that are due, or whose previous lease ran out.
+
+    A user's pending push waits while another push of that user is being delivered under a
+    live lease: otherwise events arriving mid-delivery (through any API replica) would let a
+    second worker send a second push before the first one's outcome is recorded.
+    """
+    in_flight = aliased(Push)
+    busy_user = exists().where(
+        in_flight.user_id == Push.user_id,
+        in_flight.id != Push.id,
+        in_flight.status == PushStatus.DELIVERING,
+        in_flight.lease_expires_at > now,
+    )
     due = (
         select(Push.id, Push.status)
         .where(
             or_(
-                and_(Push.status == PushStatus.PENDING, Push.due_at <= now),
+                and_(Push.status == PushStatus.PENDING, Push.due_at <= now, ~busy_user),
                 and_(Push.status == PushStatus.DELIVERING, Push.lease_expires_at <= now),
             )
         )
