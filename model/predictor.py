@@ -147,25 +147,23 @@ class Predictor:
             predicted, last_days, model.time_encoding, self.checkpoint.time, self.horizon_days
         ).tolist()
         params = model.gap_distribution(batch) if self.has_tpp else None
+        if params is not None:
+            # Whole-batch quantiles and CDFs: one bisection per level, not one per user.
+            gap_quantiles = {q: model.tpp.quantile(params, q).tolist() for q in QUANTILES}
+            horizon = torch.tensor(HORIZONS_DAYS, device=self.device)
+            within = model.tpp.cdf(params, horizon.expand(len(histories), -1)).tolist()
         out: list[NextTime | None] = []
         for row, history in enumerate(histories):
             if not history or items[row, -1] == 0:
                 out.append(None)
                 continue
-            last = float(history[-1][1])
             result = NextTime(time=float(days[row] * DAY_SECONDS))
             if params is not None:
-                row_params = tuple(p[row : row + 1] for p in params)
                 # The head's unit is (dequantised) days after the day of the last event.
-                last_midnight = (last // DAY_SECONDS) * DAY_SECONDS
+                last_midnight = (float(history[-1][1]) // DAY_SECONDS) * DAY_SECONDS
                 result.quantiles = {
-                    q: last_midnight + float(model.tpp.quantile(row_params, q)[0]) * DAY_SECONDS
-                    for q in QUANTILES
+                    q: last_midnight + gap_quantiles[q][row] * DAY_SECONDS for q in QUANTILES
                 }
-                horizon = torch.tensor(HORIZONS_DAYS, device=self.device)
-                cdf = model.tpp.cdf(
-                    tuple(p.expand(len(HORIZONS_DAYS), -1) for p in row_params), horizon
-                )
-                result.p_within = dict(zip(HORIZONS_DAYS, cdf.tolist(), strict=True))
+                result.p_within = dict(zip(HORIZONS_DAYS, within[row], strict=True))
             out.append(result)
         return out

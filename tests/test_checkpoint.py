@@ -99,3 +99,19 @@ def test_predictor_speaks_raw_ids_and_unix_seconds(tmp_path):
     assert 15110 * day <= next_time.time <= (15110 + 365) * day
     assert predictor.popular(3) == [("item-11", 11.0), ("item-10", 10.0), ("item-9", 9.0)]
     assert predictor.predict_next_time([[("unknown", 0.0)]]) == [None]
+
+
+def test_predictor_gives_ordered_quantiles_with_the_tpp_head(tmp_path):
+    _, path = saved(tmp_path, toi_head="tpp", span_days=400.0)
+    predictor = Predictor.load(path, device="cpu")
+    day = 86400
+    histories = [[("item-1", 15100 * day), ("item-2", 15104 * day + 3600)],
+                 [("item-5", 15200 * day)]]
+    for history, result in zip(histories, predictor.predict_next_time(histories), strict=True):
+        values = [result.quantiles[q] for q in sorted(result.quantiles)]
+        assert values == sorted(values) and values[0] >= (history[-1][1] // day) * day
+        probabilities = [result.p_within[h] for h in sorted(result.p_within)]
+        assert probabilities == sorted(probabilities) and 0 <= probabilities[0] <= 1
+    # Batched and single answers agree (the scheduler batches users).
+    alone = predictor.predict_next_time(histories[1:])[0]
+    assert alone.quantiles == pytest.approx(predictor.predict_next_time(histories)[1].quantiles)

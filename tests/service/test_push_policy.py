@@ -205,8 +205,12 @@ def test_an_older_push_in_flight_counts_for_the_min_gap(
         assert env.dispatcher.claim(now) == [first["id"]]
         env.ingest(USER, [(history[0][0], now.timestamp())], after_s=5)
         second = env.pending(USER)
+        # Not even claimed while the first one is in flight under a live lease ...
+        assert env.dispatch_at(at(second["due_at"])) == 0
+        assert env.push(second["id"])["status"] == "pending"
+        assert env.dispatcher.deliver(first["id"], at(second["due_at"])) == "delivered"
+        # ... and once the first has gone out, the minimum gap stops the second.
         assert env.dispatch_at(at(second["due_at"])) == 1
         skipped = env.push(second["id"])
         assert skipped["status"] == "skipped" and skipped["reason"] == "min_gap"
-        assert env.dispatcher.deliver(first["id"], at(second["due_at"])) == "delivered"
         assert receiver.counts() == {first["id"]: 1}
