@@ -21,7 +21,6 @@ import argparse
 import base64
 import json
 import os
-import platform
 import random
 import signal
 import subprocess
@@ -38,6 +37,7 @@ from typing import Any
 
 import redis
 import sqlalchemy as sa
+from host import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 ML100K = ROOT.parent / "shared" / "data" / "ml-100k" / "ml-100k.inter"
@@ -88,28 +88,15 @@ class Receiver:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     engine = sa.create_engine(PG_URL)
     with engine.connect() as conn:
         postgres = conn.execute(sa.text("SHOW server_version")).scalar_one()
     engine.dispose()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "postgres": postgres,
-        "redis": redis.Redis.from_url(REDIS_URL).info("server")["redis_version"],
-        # The machine may be shared: the load before the run says how much.
-        "load_avg_1m": os.getloadavg()[0],
-        "note": "workers, receiver, Postgres and Redis on the same machine",
-    }
+    return describe(
+        "workers, receiver, Postgres and Redis on the same machine",
+        postgres=postgres,
+        redis=redis.Redis.from_url(REDIS_URL).info("server")["redis_version"],
+    )
 
 
 def train_tiny(out: Path) -> Path:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import threading
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from host import describe
 
 
 def load_events(path: Path, limit: int) -> list[dict[str, Any]]:
@@ -121,25 +121,6 @@ def bench_recommend(
     }
 
 
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        # The machine may be shared: the load before the run says how much.
-        "load_avg_1m": os.getloadavg()[0],
-        "note": "client and server on the same machine",
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000")
@@ -160,7 +141,8 @@ def main() -> None:
     if args.smoke:
         args.events, args.batch, args.clients, args.requests = 200, 50, 2, 5
 
-    host = machine()  # before the run: the load of a shared machine
+    # Before the run: the load of a shared machine.
+    host = describe("client and server on the same machine")
     headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
     ready = httpx.get(f"{args.url}/readyz", timeout=10).json()
     events = load_events(args.data, args.events)

@@ -117,7 +117,10 @@ def evaluate(
         # Scores stay in full precision: bf16 would create ties among the ranked items.
         acc.add(model.score(batch).float(), torch.as_tensor(part.target, device=device))
         if has_tpp:
-            with torch.no_grad():
+            # The NLL dequantises days with uniform noise: seed it so a score is repeatable.
+            cuda = [device] if device.type == "cuda" else []
+            with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(start)
                 user = model.user_state(batch)
                 nll_sum += float(model.tpp.nll(user, batch, model.time_encoding)) * len(part)
     result = acc.result()
