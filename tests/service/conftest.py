@@ -14,7 +14,14 @@ import pytest
 import redis
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from service_helpers import PG_URL, REDIS_URL, Clock, Keys, make_keys, unavailable
+from service_helpers import (
+    REDIS_URL,
+    Clock,
+    Keys,
+    make_keys,
+    private_schema,
+    unavailable,
+)
 
 from service.app import create_app
 from service.migrate import upgrade
@@ -31,25 +38,9 @@ ML100K = ROOT.parent / "shared" / "data" / "ml-100k" / "ml-100k.inter"
 @pytest.fixture(scope="session")
 def pg_schema_url() -> Iterator[str]:
     """A private, migrated schema in the `test` database for this run, dropped at the end."""
-    admin = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
-    schema = f"pasrec_test_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    rendered = url.render_as_string(hide_password=False)
-    try:
-        upgrade(Settings(database_url=rendered, _env_file=None))
-        yield rendered
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with private_schema("pasrec_test") as url:
+        upgrade(Settings(database_url=url, _env_file=None))
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
@@ -115,3 +121,50 @@ def event(user: str, item: str, ts: float | str, event_id: str | None = None) ->
     if event_id is not None:
         body["event_id"] = event_id
     return body
+
+
+@contextmanager
+def private_schema(prefix: str) -> Iterator[str]:
+    """A fresh schema in the `test` database (its URL pins the search path), dropped after."""
+    admin = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@contextmanager
+def service_process(env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen]:
+    """A real `python -m service` process, yielded once `/readyz` answers 200, then stopped."""
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service"], cwd=cwd, env=env, stdout=sink, stderr=sink
+        )
+    url = f"http://127.0.0.1:{env['PASREC_PORT']}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from service_helpers import event, free_port, make_keys, read_slice
+from service_helpers import event, free_port, make_keys, read_slice, service_process
 
 from model.predictor import Predictor
 from service.settings import Settings
@@ -35,26 +32,8 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         PASREC_REDIS_PREFIX=settings.redis_prefix,
     )
     log = tmp_path / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service"], cwd=tmp_path, env=env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        yield url, log
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    with service_process(env, tmp_path, log) as proc:
+        yield f"http://127.0.0.1:{port}", log
     # uvicorn shuts down gracefully on SIGTERM, then exits by that signal.
     assert proc.returncode in (0, -signal.SIGTERM), log.read_text()
     assert "Application shutdown complete" in log.read_text()

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from push_helpers import SECRET
-from service_helpers import PG_URL, event, free_port, read_slice, unavailable
+from service_helpers import event, free_port, private_schema, read_slice
 
 pytestmark = pytest.mark.slow
 
@@ -33,25 +32,10 @@ FIXED_INTERVAL_S = 600.0
 
 
 @pytest.fixture
-def private_schema() -> Iterator[str]:
+def scale_schema() -> Iterator[str]:
     """A fresh schema in the `test` database, migrated by a real `pasrec migrate` process."""
-    admin = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
-    schema = f"pasrec_scale_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with private_schema("pasrec_scale") as url:
+        yield url
 
 
 @dataclass
@@ -79,14 +63,14 @@ def _wait_http(proc: Proc, url: str, timeout_s: float = 90) -> None:
 
 @pytest.fixture
 def stack(
-    private_schema: str, redis_available: str, checkpoint: Path, tmp_path: Path
+    scale_schema: str, redis_available: str, checkpoint: Path, tmp_path: Path
 ) -> Iterator[tuple[list[str], str]]:
     """Receiver, migrate, 2 APIs, 2 workers; yields the API URLs and the receiver's URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
     receiver_port = free_port()
     receiver_url = f"http://127.0.0.1:{receiver_port}"
     env.update(
-        PASREC_DATABASE_URL=private_schema,
+        PASREC_DATABASE_URL=scale_schema,
         PASREC_REDIS_URL=redis_available,
         PASREC_REDIS_PREFIX=f"pasrec-scale:{uuid.uuid4().hex[:10]}:",
         PASREC_MODEL_PATH=str(checkpoint),

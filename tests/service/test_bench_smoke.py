@@ -8,14 +8,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from service_helpers import free_port, service_process
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ML100K = ROOT.parent / "shared" / "data" / "ml-100k" / "ml-100k.inter"
 BENCH_KEY = "bench-smoke-key-0123456789"
 
@@ -31,12 +30,6 @@ def ml100k() -> Path:
 
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _run(cmd: list[str], cwd: Path = ROOT) -> str:
@@ -84,26 +77,8 @@ def server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             [{"name": "bench", "scopes": ["ingest", "read"], "key": BENCH_KEY}]
         ),
     }
-    log = work / "server.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=work, env=env,
-                                stdout=sink, stderr=sink)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    with service_process(env, work, work / "server.log"):
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_load_service_smoke(server: str, ml100k: Path, tmp_path: Path) -> None:
