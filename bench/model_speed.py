@@ -20,9 +20,8 @@ import numpy as np
 import torch
 
 from model.batching import make_batch
-from model.config import preset
 from model.recommenders import build_model
-from training.pipeline import DataOptions, machine_description, prepare_data
+from training.pipeline import DataOptions, machine_description, model_config, prepare_data
 
 
 def sync(device: torch.device) -> None:
@@ -108,13 +107,7 @@ def main() -> None:
     rows = []
     for name in ("preferdiff", "pasrec"):
         torch.manual_seed(0)
-        config = preset(
-            name,
-            n_items=data.n_items,
-            history_length=length,
-            hidden=args.hidden,
-            span_days=float(normalizer.span_days),
-        )
+        config = model_config(name, data, normalizer, length, hidden=args.hidden)
         model = build_model(config).to(device)
         speed = train_speed(model, split, normalizer, device, args.steps, 256)
         infer = inference_speed(model, split, normalizer, device, args.ddim, args.repeats)

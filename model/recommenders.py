@@ -183,8 +183,24 @@ class DiffusionRecommender(Recommender):
         return mask_padding_column(x0 @ self.items.weight.T)
 
 
-class SequentialClassifier(Recommender):
-    """SASRec / GRU4Rec: every position predicts the next item through the shared item table."""
+class NextItemModel(Recommender):
+    """Causal next-item models: every slot's state predicts the following item through the
+    shared item table; the last slot's state ranks the items. Subclasses give ``states``."""
+
+    def states(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = every_slot_loss(self.states(batch), batch, self.items, self.config.sasrec_loss)
+        return loss, {"loss": float(loss.detach())}
+
+    @torch.no_grad()
+    def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
+        return mask_padding_column(self.states(batch)[:, -1] @ self.items.weight.T)
+
+
+class SequentialClassifier(NextItemModel):
+    """SASRec / GRU4Rec."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, item_init_std=config.hidden**-0.5)
@@ -197,14 +213,6 @@ class SequentialClassifier(Recommender):
         if self.config.architecture == "sasrec":
             inputs = inputs + self.time_encoding(batch["times"])
         return self.encoder(batch["items"], inputs)
-
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        loss = every_slot_loss(self.states(batch), batch, self.items, self.config.sasrec_loss)
-        return loss, {"loss": float(loss.detach())}
-
-    @torch.no_grad()
-    def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
-        return mask_padding_column(self.states(batch)[:, -1] @ self.items.weight.T)
 
 
 class Popularity(nn.Module):
@@ -236,8 +244,12 @@ def build_model(config: ModelConfig) -> nn.Module:
     from model.meantime import Meantime
     from model.tisasrec import TiSASRec
 
-    baselines = {"bert4rec": BERT4Rec, "tisasrec": TiSASRec, "meantime": Meantime,
-                 "diffurec": DiffuRec}
+    baselines = {
+        "bert4rec": BERT4Rec,
+        "tisasrec": TiSASRec,
+        "meantime": Meantime,
+        "diffurec": DiffuRec,
+    }
     if config.architecture in baselines:
         return baselines[config.architecture](config)
     if config.architecture == "diffusion":

@@ -16,7 +16,7 @@ from torch import nn
 
 from model.config import ModelConfig
 from model.encoder import attention_mask
-from model.recommenders import Batch, Recommender, every_slot_loss, mask_padding_column
+from model.recommenders import Batch, NextItemModel
 from model.relative_attention import (
     AttentionStack,
     attention_weights,
@@ -77,7 +77,7 @@ class IntervalAwareAttention(nn.Module):
         return self.out(merge_heads(mixed))
 
 
-class TiSASRec(Recommender):
+class TiSASRec(NextItemModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, item_init_std=config.hidden**-0.5, time_encoding=False)
         d = config.hidden
@@ -103,11 +103,3 @@ class TiSASRec(Recommender):
             interval_key=drop(self.interval_key(intervals)),
             interval_value=drop(self.interval_value(intervals)),
         )
-
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        loss = every_slot_loss(self.states(batch), batch, self.items, self.config.sasrec_loss)
-        return loss, {"loss": float(loss.detach())}
-
-    @torch.no_grad()
-    def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
-        return mask_padding_column(self.states(batch)[:, -1] @ self.items.weight.T)

@@ -14,11 +14,12 @@ import numpy as np
 import torch
 
 from model.checkpoint import load_checkpoint, save_checkpoint
-from model.config import preset
+from model.config import ModelConfig, preset
 from model.recommenders import Popularity, build_model
 from model.time_norm import TimeNormalizer
 from training.distributed import World, init_from_env, shutdown
 from training.loaders import load_interactions
+from training.machine import cpu_model
 from training.plots import plot_training_curves
 from training.preprocess import SequenceData, build_sequences
 from training.splits import Split, split_loo, split_ratio
@@ -57,13 +58,12 @@ def prepare_data(opts: DataOptions) -> tuple[SequenceData, Split, TimeNormalizer
     return data, split, normalizer, length
 
 
-def cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
+def model_config(
+    name: str, data: SequenceData, normalizer: TimeNormalizer, length: int, **overrides: Any
+) -> ModelConfig:
+    """The named preset sized to the prepared data (items, history length, time span)."""
+    return preset(name, n_items=data.n_items, history_length=length,
+                  span_days=float(normalizer.span_days), **overrides)  # fmt: skip
 
 
 def machine_description() -> dict[str, Any]:
@@ -129,14 +129,8 @@ def _train_and_save(
     seed_everything(train_cfg.seed)
     started = time.perf_counter()
     data, split, normalizer, length = prepare_data(data_opts)
-    config = preset(
-        model_name,
-        n_items=data.n_items,
-        history_length=length,
-        seed=train_cfg.seed,
-        span_days=float(normalizer.span_days),
-        **model_overrides,
-    )
+    config = model_config(model_name, data, normalizer, length, seed=train_cfg.seed,
+                          **model_overrides)  # fmt: skip
     model = build_model(config)
     if isinstance(model, Popularity):
         model.fit_counts(torch.as_tensor(split.train.target))
