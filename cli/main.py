@@ -115,7 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.pipeline import run_evaluation
 
-    result = run_evaluation(args.checkpoint, data_options(args), args.device)
+    inference = {"ddim_steps": args.ddim_steps, "guidance": args.guidance}
+    result = run_evaluation(args.checkpoint, data_options(args), args.device, inference)
     if args.toi:
         from training.toi_eval import evaluate_toi_for_checkpoint
 
@@ -210,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(evaluate)
     evaluate.add_argument("--checkpoint", required=True)
     evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument(
+        "--ddim-steps", type=int, help="diffusion models: sample with this many DDIM steps"
+    )
+    evaluate.add_argument(
+        "--guidance", type=float, help="diffusion models: classifier-free guidance weight w"
+    )
     evaluate.add_argument("--toi", action="store_true", help="add ToI metrics in days")
     evaluate.add_argument("--plot", help="with --toi: PNG of the error distributions")
     evaluate.set_defaults(handler=cmd_evaluate)

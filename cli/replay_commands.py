@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -17,7 +18,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         format=args.format, name=args.name, max_users=args.max_users, k=args.k,
         fixed_interval_days=parse_window(args.fixed_interval), hidden=args.hidden,
         epochs=args.epochs, max_minutes=args.max_minutes, history_length=args.history_length,
-        seed=args.seed, progress=not args.quiet,
+        seed=args.seed, progress=not args.quiet, database_url=args.database_url,
+        redis_url=args.redis_url,
     )  # fmt: skip
     print(markdown(run_replay(opts)))
     return 0
@@ -55,6 +57,16 @@ def add_replay_commands(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--epochs", type=int, default=20, help="epochs when training")
     rep.add_argument("--max-minutes", type=float, help="training wall-time budget")
     rep.add_argument("--history-length", type=int, help="L when training")
+    rep.add_argument(
+        "--database-url", default=os.environ.get("PASREC_DATABASE_URL") or None,
+        help="replay against this PostgreSQL (a private schema per strategy, dropped after); "
+        "default $PASREC_DATABASE_URL, unset: the embedded SQLite store",
+    )  # fmt: skip
+    rep.add_argument(
+        "--redis-url", default=os.environ.get("PASREC_REDIS_URL") or None,
+        help="with --database-url: the history cache in this Redis (a private key prefix, "
+        "deleted after); default $PASREC_REDIS_URL",
+    )  # fmt: skip
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     rep.add_argument("--out", required=True, help="output directory")

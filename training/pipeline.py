@@ -199,9 +199,20 @@ def _train_and_save(
     return results
 
 
-def run_evaluation(checkpoint: str | Path, data_opts: DataOptions, device: str) -> dict[str, Any]:
-    """Re-split the data exactly as in training and score the checkpoint's test targets."""
+def run_evaluation(
+    checkpoint: str | Path,
+    data_opts: DataOptions,
+    device: str,
+    inference: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Re-split the data exactly as in training and score the checkpoint's test targets.
+
+    ``inference`` overrides sampling settings of the stored config (``ddim_steps``,
+    ``guidance``) for this evaluation only, so one checkpoint can be scored several ways."""
     ckpt = load_checkpoint(checkpoint, device)
+    for key, value in (inference or {}).items():
+        if value is not None:
+            setattr(ckpt.config, key, value)
     data_opts.history_length = ckpt.config.history_length
     data, split, _, _ = prepare_data(data_opts)
     if data.item_vocab != ckpt.item_vocab:
@@ -216,6 +227,7 @@ def run_evaluation(checkpoint: str | Path, data_opts: DataOptions, device: str) 
         "model": ckpt.name,
         "version": ckpt.version,
         "test": test,
+        "inference": {k: getattr(ckpt.config, k) for k in ("ddim_steps", "guidance")},
         "data": asdict(data_opts),
         "test_samples_count": len(split.test),
     }

@@ -23,7 +23,7 @@ from training.pipeline import DataOptions, run_training
 from training.replay_data import ReplayData, load_replay_data
 from training.replay_report import plot_timeline, plot_tradeoff, write_outputs
 from training.replay_scoring import PushRecord, Timelines, score_pushes
-from training.replay_sim import RunResult, simulate
+from training.replay_sim import ReplayStore, RunResult, simulate
 from training.replay_strategies import STRATEGIES
 from training.trainer import TrainConfig
 
@@ -53,6 +53,9 @@ class ReplayOptions:
     seed: int = 0
     progress: bool = True
     timeline_users: int = 4
+    # The replayed service's store: the embedded default unless a Postgres URL is given.
+    database_url: str | None = None
+    redis_url: str | None = None
 
 
 def parse_window(text: str) -> float:
@@ -88,6 +91,7 @@ def run_replay(
     unknown = sorted(set(opts.strategies) - set(STRATEGIES))
     if unknown:
         raise ValueError(f"unknown strategies {unknown}; choose from {list(STRATEGIES)}")
+    store = ReplayStore(opts.database_url, opts.redis_url)
     data = load_replay_data(opts.data, opts.cutoff, opts.format, opts.name, opts.max_users,
                             opts.seed)  # fmt: skip
     checkpoint = opts.checkpoint or train_before_cutoff(data, opts)
@@ -106,7 +110,7 @@ def run_replay(
     runs: dict[str, RunResult] = {}
     for index, strategy in enumerate(timed):
         runs[strategy] = simulate(
-            strategy, before, later, data.cutoff, checkpoint, work, horizon_s, opts.k,
+            strategy, before, later, data.cutoff, checkpoint, work, horizon_s, store, opts.k,
             opts.fixed_interval_days * DAY, with_passive="passive" in strategies and index == 0,
             on_push=on_push if index == 0 else None, progress=opts.progress,
         )  # fmt: skip
@@ -115,7 +119,7 @@ def run_replay(
     }
     if "passive" in strategies:
         pushes["passive"] = runs[timed[0]].passive
-    return summarise(opts, data, checkpoint, ckpt.name, later, runs, pushes)
+    return summarise(opts, data, checkpoint, ckpt.name, later, runs, pushes, store)
 
 
 def summarise(
@@ -126,6 +130,7 @@ def summarise(
     later: list[tuple[str, str, float]],
     runs: dict[str, RunResult],
     pushes: dict[str, list[PushRecord]],
+    store: ReplayStore,
 ) -> dict[str, Any]:
     timelines = Timelines(later)
     users = len(np.unique(data.users))
@@ -147,6 +152,7 @@ def summarise(
         "k": opts.k,
         "checkpoint": str(checkpoint),
         "model": model_name,
+        "store": store.description,
         "policy": (
             f"service defaults (min gap, weekly cap, active window, fallback delay), horizon "
             f"{max(opts.windows_days):g} days, no quiet hours, no return-probability gate; "
@@ -157,7 +163,11 @@ def summarise(
             s: {"receiver": r.receiver, "statuses": r.statuses, "wall_s": r.wall_s}
             for s, r in runs.items()
         },
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+        "options": {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in asdict(opts).items()
+            if k not in ("database_url", "redis_url")  # may hold credentials
+        },
     }
     write_outputs(result, opts.out)
     plot_tradeoff(windows, opts.k, opts.out / "tradeoff.png")

@@ -35,7 +35,8 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"Cutoff {result['cutoff_iso']} ({result['cutoff']}); {result['users']} users, "
         f"{result['later_events']} later events over {result['weeks']:.1f} weeks; checkpoint "
         f"`{result['checkpoint']}` ({result['model']}). Rates in %; a push is judged when its "
-        "whole window lies inside the data. Policy: " + result["policy"],
+        f"whole window lies inside the data. Store: {result['store']}. Policy: "
+        + result["policy"],
         "",
     ]
     header = [c.format(k=k) for c in COLUMNS]

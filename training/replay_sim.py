@@ -12,8 +12,10 @@ event is posted (with day-granular data a push due "on the day" must not be canc
 that day's own visit). The passive reference asks `GET /v1/recommend/{user}?at=t` just before
 posting the user's events at `t`: what a perfect clock would have pushed.
 
-Each run uses a fresh embedded store (SQLite + the in-process cache), so the strategies start
-from the same state; running the replay against Postgres + Redis is not wired up yet.
+Each run starts from an empty store, so the strategies start from the same state: a fresh
+embedded SQLite file and in-process cache by default, or, with a Postgres URL (and
+optionally a Redis URL), a private schema in that database and a private Redis key prefix,
+both migrated on start and removed afterwards (`service.isolated_store`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
@@ -39,6 +41,7 @@ from tqdm.auto import tqdm
 from service.app import create_app
 from service.auth import create_key
 from service.context import ServiceContext
+from service.isolated_store import private_redis_prefix, private_schema
 from service.models import Push, PushStatus
 from service.push.dispatcher import Dispatcher
 from service.settings import Settings
@@ -62,6 +65,45 @@ class VirtualClock:
 
     def advance(self, when: datetime) -> None:
         self._now = max(self._now, when)
+
+
+@dataclass(frozen=True)
+class ReplayStore:
+    """Where the replayed service keeps its state: the embedded default when both are None."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.redis_url and not self.database_url:
+            raise ValueError(
+                "a Redis URL needs a Postgres URL too: the embedded SQLite store is per process "
+                "and is only paired with the in-process cache"
+            )
+
+    @property
+    def description(self) -> str:
+        if not self.database_url:
+            return "embedded (SQLite + in-process cache)"
+        return "PostgreSQL + " + ("Redis" if self.redis_url else "in-process cache")
+
+    @contextmanager
+    def fresh(self, name: str, work_dir: Path) -> Iterator[dict[str, Any]]:
+        """Settings fields of an empty store for one run, removed when the run ends."""
+        if not self.database_url:
+            db = work_dir / f"{name}.db"
+            db.unlink(missing_ok=True)
+            yield {"sqlite_path": db, "database_url": None, "redis_url": None}
+            return
+        with ExitStack() as stack:
+            url = stack.enter_context(private_schema(self.database_url, f"replay_{name}"))
+            fields: dict[str, Any] = {"database_url": url, "auto_migrate": True}
+            if self.redis_url:
+                prefix = stack.enter_context(private_redis_prefix(self.redis_url, "replay"))
+                fields |= {"redis_url": self.redis_url, "redis_prefix": prefix}
+            else:
+                fields["redis_url"] = None
+            yield fields
 
 
 @dataclass
@@ -97,7 +139,7 @@ def running_service(settings: Settings, clock: VirtualClock) -> Iterator[tuple[s
 
 
 def replay_settings(
-    db_path: Path, checkpoint: Path, webhook_url: str, secret: str, strategy: str,
+    store: dict[str, Any], checkpoint: Path, webhook_url: str, secret: str, strategy: str,
     horizon_s: float, k: int, fixed_interval_s: float,
 ) -> Settings:  # fmt: skip
     """One policy for every strategy. Quiet hours are off (public logs are stamped in UTC,
@@ -106,9 +148,7 @@ def replay_settings(
     the longest scoring window."""
     return Settings(
         _env_file=None,
-        sqlite_path=db_path,
-        database_url=None,
-        redis_url=None,
+        **store,
         model_path=checkpoint,
         device="cpu",
         auth_enabled=True,
@@ -184,6 +224,7 @@ def simulate(
     checkpoint: Path,
     work_dir: Path,
     horizon_s: float,
+    store: ReplayStore = ReplayStore(),
     k: int = 10,
     fixed_interval_s: float = 7 * 86400.0,
     with_passive: bool = False,
@@ -193,13 +234,11 @@ def simulate(
     """Replay `later` (chronological) after loading `before` as history, under one strategy."""
     started = time.perf_counter()
     secret = new_secret()
-    db = work_dir / f"{strategy}.db"
-    db.unlink(missing_ok=True)
     clock = VirtualClock(cutoff)
     passive: list[PushRecord] = []
-    with WebhookReceiver(secret, on_push) as receiver:
+    with WebhookReceiver(secret, on_push) as receiver, store.fresh(strategy, work_dir) as fields:
         settings = replay_settings(
-            db, checkpoint, receiver.url, secret, strategy, horizon_s, k, fixed_interval_s
+            fields, checkpoint, receiver.url, secret, strategy, horizon_s, k, fixed_interval_s
         )
         with running_service(settings, clock) as (url, ctx):
             key = create_key(settings, "replay", ["ingest", "read", "admin"])

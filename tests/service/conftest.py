@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from service_helpers import (
 )
 
 from service.app import create_app
+from service.isolated_store import private_redis_prefix
 from service.migrate import upgrade
 from service.models import Base
 from service.settings import Settings
@@ -63,14 +63,6 @@ def _truncate(url: str) -> None:
     engine.dispose()
 
 
-def _drop_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
 @pytest.fixture(params=["embedded", "postgres+redis"])
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -99,12 +91,9 @@ def base_settings(
         return
     url = request.getfixturevalue("pg_schema_url")
     redis_url = request.getfixturevalue("redis_available")
-    prefix = f"pasrec-test:{uuid.uuid4().hex[:10]}:"
     _truncate(url)
-    try:
+    with private_redis_prefix(redis_url, "pasrec-test") as prefix:
         yield Settings(database_url=url, redis_url=redis_url, redis_prefix=prefix, **common)
-    finally:
-        _drop_prefix(redis_url, prefix)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 
+from service import isolated_store
 from service.app import create_app
 from service.auth import create_key
 from service.settings import Settings
@@ -131,18 +131,11 @@ def private_schema(prefix: str) -> Iterator[str]:
         with admin.connect():
             pass
     except sa.exc.OperationalError as exc:
-        admin.dispose()
         unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
-    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
     finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+    with isolated_store.private_schema(PG_URL, prefix) as url:
+        yield url
 
 
 @contextmanager

@@ -1,0 +1,59 @@
+"""Private storage for one short-lived run on shared Postgres and Redis.
+
+A replay (or a test) that drives the service against a real Postgres and Redis must not see
+another run's rows or cached histories, and must leave nothing behind. It gets a fresh
+schema (the URL pins the search path to it, so migrations and queries land there) and a
+unique Redis key prefix; both are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+
+
+def unique_name(prefix: str) -> str:
+    """``prefix`` plus a random suffix: a valid schema name and Redis key prefix."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@contextmanager
+def private_schema(database_url: str, prefix: str) -> Iterator[str]:
+    """A new empty schema in the database of ``database_url``; yields the URL whose
+    connections use it, and drops the schema with everything in it on exit."""
+    admin = sa.create_engine(database_url, connect_args={"connect_timeout": 5})
+    schema = unique_name(prefix)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        url = sa.engine.make_url(database_url).update_query_dict(
+            {"options": f"-csearch_path={schema}"}
+        )
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def private_redis_prefix(redis_url: str, prefix: str) -> Iterator[str]:
+    """A unique key prefix; every key under it is deleted on exit."""
+    import redis
+
+    key_prefix = unique_name(prefix) + ":"
+    try:
+        yield key_prefix
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        try:
+            keys = list(client.scan_iter(match=f"{key_prefix}*", count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start : start + 1000])
+        finally:
+            client.close()
