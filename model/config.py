@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 TIME_ENCODINGS = ("position", "sinusoidal", "gaussian", "rff")
@@ -32,6 +32,10 @@ class ModelConfig:
     toi: bool = False
     toi_head: str = "none"  # "none" or "tpp" (log-normal mixture over the gap)
     tpp_components: int = 8
+    # Post-hoc recalibration of the tpp head, fitted on validation targets after training:
+    # the calibrated P(gap <= g) is G(F(g)), G piecewise linear in logit(F) (model/tpp.py).
+    # Empty: the raw mixture.
+    tpp_calibration: list[float] = field(default_factory=list)
     span_days: float = 1.0  # training day span: turns normalised times back into days
     gamma: float = 0.8
     eta: float = 0.2
@@ -83,6 +87,14 @@ class ModelConfig:
                 raise ValueError(f"MEANTIME has one head per kernel: heads must be {len(kernels)}")
         if self.max_interval < 1:
             raise ValueError(f"max_interval must be >= 1, got {self.max_interval}")
+        calibration = self.tpp_calibration
+        if calibration and (
+            len(calibration) < 2
+            or calibration[0] != 0.0
+            or calibration[-1] != 1.0
+            or any(b <= a for a, b in zip(calibration, calibration[1:], strict=False))
+        ):
+            raise ValueError("tpp_calibration must rise strictly from 0 to 1")
         for name in ("gamma", "eta", "lam", "p_uncond", "mask_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

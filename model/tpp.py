@@ -5,6 +5,10 @@ Data are day-granular (many same-day returns), so the head models the continuous
 The mixture is over ``log(1 + gap)`` for numerical range. Its input is the user
 representation (detached, so the head cannot cost recommendation quality), the last time's
 encoding and the history's gaps.
+
+Optionally recalibrated after training (``ModelConfig.tpp_calibration``): a monotone map G
+fitted so that the share of validation targets below the q-quantile is q. Every probability
+and quantile the head gives out is calibrated; the log-likelihood stays the raw mixture's.
 """
 
 from __future__ import annotations
@@ -24,6 +28,40 @@ def history_gaps(times: torch.Tensor, items: torch.Tensor, span_days: float) -> 
     return torch.log1p(gaps) * valid
 
 
+# The calibration map is piecewise linear in logit(F) on [-LOGIT_RANGE, LOGIT_RANGE]: evenly
+# spaced knots in F itself cannot resolve the tails, where a too-narrow head puts most
+# held-out targets at F = 0.999...
+LOGIT_RANGE = 12.0
+
+
+def _knot_position(u: torch.Tensor, n: int) -> torch.Tensor:
+    z = torch.logit(u.double().clamp(1e-12, 1 - 1e-12))
+    return ((z + LOGIT_RANGE) / (2 * LOGIT_RANGE)).clamp(0.0, 1.0) * (n - 1)
+
+
+def piecewise_linear(u: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """G(u): linear in logit(u) between knots evenly spaced over [-LOGIT_RANGE, LOGIT_RANGE]."""
+    n = values.shape[0]
+    position = _knot_position(u, n)
+    left = position.floor().long().clamp(max=n - 2)
+    frac = position - left
+    values = values.double()
+    return (values[left] * (1 - frac) + values[left + 1] * frac).to(u.dtype)
+
+
+def fit_calibration(pit: torch.Tensor, knots: int = 121, floor: float = 0.001) -> list[float]:
+    """G at the knots from probability-integral-transform values ``pit`` = F(true gap) of
+    held-out targets: G = share of pit at or below the knot, mixed with ``floor`` of the
+    knot's own level so it rises strictly (invertible quantiles)."""
+    if pit.numel() == 0:
+        raise ValueError("calibration needs at least one held-out target")
+    grid = torch.sigmoid(torch.linspace(-LOGIT_RANGE, LOGIT_RANGE, knots, dtype=torch.float64))
+    empirical = (pit.double().flatten().unsqueeze(0) <= grid.unsqueeze(1)).double().mean(1)
+    values = (1 - floor) * empirical + floor * grid
+    values[0], values[-1] = 0.0, 1.0
+    return [float(v) for v in values]
+
+
 class LogNormalMixtureHead(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -39,6 +77,7 @@ class LogNormalMixtureHead(nn.Module):
             nn.Linear(d, 3 * k),
         )
         self.components = k
+        self.config = config
 
     def parameters_for(
         self,
@@ -61,7 +100,15 @@ class LogNormalMixtureHead(nn.Module):
         return torch.logsumexp(log_w + log_normal, dim=-1)
 
     def cdf(self, params, gap_days: torch.Tensor) -> torch.Tensor:
-        """P(gap <= g) for ``gap_days`` of shape [B] or [B, G] (a grid per row)."""
+        """Calibrated P(gap <= g) for ``gap_days`` of shape [B] or [B, G] (a grid per row)."""
+        raw = self.raw_cdf(params, gap_days)
+        levels = self.config.tpp_calibration
+        if not levels:
+            return raw
+        return piecewise_linear(raw, torch.tensor(levels, dtype=raw.dtype, device=raw.device))
+
+    def raw_cdf(self, params, gap_days: torch.Tensor) -> torch.Tensor:
+        """The mixture's own P(gap <= g), before recalibration."""
         log_w, means, log_scales = params
         if gap_days.dim() == 2:
             log_w, means, log_scales = (p.unsqueeze(1) for p in params)

@@ -42,6 +42,22 @@ def test_ddim_without_guidance_equals_the_conditional_path():
     assert not torch.allclose(model.generate(batch), x0, atol=1e-4)
 
 
+def test_one_pass_guidance_equals_the_two_pass_formula():
+    """The denoiser is affine in its condition, so (1+w) f(x,c) - w f(x,Phi) is one pass."""
+    model = pasrec().eval()
+    torch.manual_seed(1)
+    x, cond = torch.randn(5, 16), torch.randn(5, 16)
+    steps = torch.tensor([0, 7, 7, 1999, 500])
+    null = model.denoiser.null_like(cond)
+    two_pass = 9.0 * model.denoiser(x, steps, cond) - 8.0 * model.denoiser(x, steps, null)
+    assert torch.allclose(model.denoiser.guided(x, steps, cond, 8.0), two_pass, atol=1e-4)
+    assert torch.equal(model.denoiser.guided(x, steps, cond, 0.0), model.denoiser(x, steps, cond))
+    # Rows with the same step get the same step embedding as when embedded one by one.
+    single = torch.cat([model.denoiser(x[i : i + 1], steps[i : i + 1], cond[i : i + 1])
+                        for i in range(5)])  # fmt: skip
+    assert torch.allclose(model.denoiser(x, steps, cond), single, atol=1e-5)
+
+
 def test_a_row_does_not_depend_on_its_batch():
     model = pasrec().eval()
     batch = toy_batch()

@@ -9,6 +9,7 @@ from model.recommenders import build_model
 from model.time_encoding import TimeEncoding
 from model.time_norm import TimeNormalizer
 from model.toi_decode import decode_toi_days
+from model.tpp import fit_calibration
 from training.splits import Samples
 from training.toi_eval import error_summary, global_median_gap, naive_predictions
 
@@ -124,3 +125,39 @@ def test_window_point_finds_the_densest_two_week_window():
     params = (log_w, means, log_scales)
     assert 0 <= head.window_point(params, 7).item() <= 8
     assert head.quantile(params, 0.5).item() > 2.5
+
+
+def test_recalibration_fixes_a_head_whose_spread_is_too_narrow():
+    """The head says LogNormal(log 10, 0.3) for everyone; true gaps ~ LogNormal(log 14, 0.8).
+    Raw quantiles miss badly; after fitting G on one sample, coverage on a fresh sample is
+    within 2 points at every level, quantiles stay monotone, and the config keeps G."""
+    config = preset("pasrec", n_items=4, hidden=8, history_length=3, toi_head="tpp",
+                    tpp_components=1)  # fmt: skip
+    head = build_model(config).tpp
+    n = 20000
+    params = tuple(torch.full((n, 1), v) for v in (0.0, math.log1p(10.0), math.log(0.3)))
+    gen = torch.Generator().manual_seed(0)
+
+    def true_gaps() -> torch.Tensor:
+        return torch.expm1(math.log1p(14.0) + 0.8 * torch.randn(n, generator=gen))
+
+    levels = torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9])
+
+    def coverage(gaps: torch.Tensor) -> torch.Tensor:
+        below = [(gaps <= head.quantile(params, float(q))).float().mean() for q in levels]
+        return torch.stack(below)
+
+    held_out, fresh = true_gaps(), true_gaps()
+    assert (coverage(fresh) - levels).abs().max() > 0.15  # badly calibrated before
+    config.tpp_calibration = fit_calibration(head.raw_cdf(params, held_out))
+    assert (coverage(fresh) - levels).abs().max() < 0.02
+    assert ModelConfig.from_dict(config.to_dict()).tpp_calibration == config.tpp_calibration
+    first = tuple(p[:1] for p in params)
+    quantiles = [head.quantile(first, q).item() for q in (0.2, 0.4, 0.6, 0.8)]
+    assert quantiles == sorted(quantiles)
+
+
+@pytest.mark.parametrize("values", [[0.0, 0.5], [0.0, 0.6, 0.5, 1.0], [0.1, 1.0], [0.0]])
+def test_invalid_calibration_is_refused(values):
+    with pytest.raises(ValueError, match="tpp_calibration"):
+        preset("pasrec", n_items=4, hidden=8, toi_head="tpp", tpp_calibration=values)

@@ -23,6 +23,7 @@ from training.machine import cpu_model
 from training.plots import plot_training_curves
 from training.preprocess import SequenceData, build_sequences
 from training.splits import Split, split_loo, split_ratio
+from training.toi_eval import calibrate_tpp
 from training.trainer import TrainConfig, evaluate, seed_everything, train
 
 
@@ -146,6 +147,8 @@ def _train_and_save(
     if not world.is_main:
         return {}
     device = torch.device(train_cfg.device)
+    if config.toi_head == "tpp":
+        calibrate_tpp(model, split.valid, normalizer, device)
     test = evaluate(
         model,
         split.test,

@@ -13,6 +13,7 @@ from model.batching import make_batch
 from model.checkpoint import load_checkpoint
 from model.time_norm import TimeNormalizer
 from model.toi_decode import decode_toi_days
+from model.tpp import fit_calibration
 from training.splits import Samples
 
 QUANTILE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -55,6 +56,50 @@ def global_median_gap(train: Samples) -> float:
     return float(np.median(train.target_day - train.days[:, -1]))
 
 
+def _batches(samples: Samples, normalizer: TimeNormalizer, device: torch.device, size: int):
+    for start in range(0, len(samples), size):
+        part = samples.subset(np.arange(start, min(start + size, len(samples))))
+        yield part, make_batch(
+            part.items, part.days, normalizer, device, part.target, part.target_day
+        )
+
+
+def _dequantised_gaps(part: Samples, jitter: torch.Generator, device: torch.device):
+    """True gap in days + U[0, 1): the continuous time the tpp head models (seeded)."""
+    gap = torch.as_tensor(part.target_day - part.days[:, -1], dtype=torch.float32)
+    return (gap + torch.rand(gap.shape, generator=jitter)).to(device)
+
+
+@torch.no_grad()
+def tpp_pit(
+    model: torch.nn.Module,
+    samples: Samples,
+    normalizer: TimeNormalizer,
+    device: torch.device,
+    batch_size: int = 2048,
+) -> torch.Tensor:
+    """The raw mixture's F(true gap) per target (the probability integral transform)."""
+    jitter = torch.Generator().manual_seed(0)
+    values = []
+    for part, batch in _batches(samples, normalizer, device, batch_size):
+        params = model.gap_distribution(batch)
+        values.append(model.tpp.raw_cdf(params, _dequantised_gaps(part, jitter, device)).cpu())
+    return torch.cat(values)
+
+
+def calibrate_tpp(
+    model: torch.nn.Module, valid: Samples, normalizer: TimeNormalizer, device: torch.device
+) -> None:
+    """Fit the tpp head's recalibration on the validation targets (stored in its config)."""
+    model.config.tpp_calibration = []
+    model.config.tpp_calibration = fit_calibration(tpp_pit(model, valid, normalizer, device))
+
+
+def _coverage(pit: np.ndarray) -> dict[str, float]:
+    """Share (%) of targets whose true gap lies below the predicted q-quantile, i.e. F <= q."""
+    return {str(q): float((pit <= q).mean() * 100) for q in QUANTILE_LEVELS}
+
+
 @torch.no_grad()
 def model_toi(
     model: torch.nn.Module,
@@ -65,13 +110,10 @@ def model_toi(
     batch_size: int = 2048,
 ) -> dict[str, Any]:
     """Decoded days, the paper's cosine, and (tpp head) medians, NLL and quantile coverage."""
-    decoded, cosines, medians, windows, nll = [], [], [], [], []
-    coverage = {q: [] for q in QUANTILE_LEVELS}
+    decoded, cosines, medians, windows, nll, pit, raw_pit = [], [], [], [], [], [], []
     # The tpp head models gap + U[0,1) (dequantised days); score it on the same, seeded.
     jitter = torch.Generator().manual_seed(0)
-    for start in range(0, len(samples), batch_size):
-        part = samples.subset(np.arange(start, min(start + batch_size, len(samples))))
-        batch = make_batch(part.items, part.days, normalizer, device, part.target, part.target_day)
+    for part, batch in _batches(samples, normalizer, device, batch_size):
         predicted = model.predict_toi(batch)
         truth = model.time_encoding(batch["target_time"].unsqueeze(-1)).squeeze(1)
         cosines.append(F.cosine_similarity(predicted, truth, dim=-1).cpu().numpy())
@@ -83,14 +125,13 @@ def model_toi(
         )
         params = model.gap_distribution(batch)
         if params is not None:
-            gap = torch.as_tensor(part.target_day - part.days[:, -1], dtype=torch.float32)
-            gap = (gap + torch.rand(gap.shape, generator=jitter)).to(device)
+            gap = _dequantised_gaps(part, jitter, device)
             nll.append((-model.tpp.log_prob(params, gap)).cpu().numpy())
             median = model.tpp.quantile(params, 0.5).floor().cpu().numpy()
             medians.append(part.days[:, -1] + median)
             windows.append(part.days[:, -1] + model.tpp.window_point(params, 7).cpu().numpy())
-            for q in QUANTILE_LEVELS:
-                coverage[q].append((gap <= model.tpp.quantile(params, q)).cpu().numpy())
+            pit.append(model.tpp.cdf(params, gap).cpu().numpy())
+            raw_pit.append(model.tpp.raw_cdf(params, gap).cpu().numpy())
     cos = np.concatenate(cosines)
     out: dict[str, Any] = {
         "decoded_days": np.concatenate(decoded),
@@ -101,9 +142,9 @@ def model_toi(
         out["tpp_median_days"] = np.concatenate(medians)
         out["tpp_window7_days"] = np.concatenate(windows)
         out["tpp_nll_mean"] = float(np.concatenate(nll).mean())
-        out["tpp_calibration_pct"] = {
-            str(q): float(np.concatenate(v).mean() * 100) for q, v in coverage.items()
-        }
+        out["tpp_calibration_pct"] = _coverage(np.concatenate(pit))
+        out["tpp_calibration_raw_pct"] = _coverage(np.concatenate(raw_pit))
+        out["tpp_recalibrated"] = bool(model.config.tpp_calibration)
     return out
 
 
@@ -129,7 +170,8 @@ def toi_report(
             predictions[f"{label}: tpp median"] = result["tpp_median_days"]
             predictions[f"{label}: tpp best ±7-day window"] = result["tpp_window7_days"]
             report["tpp_nll_mean"] = result["tpp_nll_mean"]
-            report["tpp_calibration_pct"] = result["tpp_calibration_pct"]
+            for key in ("tpp_calibration_pct", "tpp_calibration_raw_pct", "tpp_recalibrated"):
+                report[key] = result[key]
     predictions.update(naive_predictions(test, global_median_gap(train)))
     report["predictors"] = {name: error_summary(p, truth) for name, p in predictions.items()}
     if plot_path is not None:
