@@ -130,13 +130,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from training.reproduce import GridSpec, reproduce
+    from training.reproduce import SPLIT_OF_TABLE, GridSpec, reproduce
 
+    split = SPLIT_OF_TABLE.get(args.table, args.split or "loo")
+    if args.split and args.split != split:
+        raise SystemExit(f"pasrec reproduce: error: table {args.table} is the {split} split")
     spec = GridSpec(
         table=args.table, data=args.data, name=args.name, methods=args.methods,
-        seeds=args.seeds, out=Path(args.out), split="loo" if args.table == "3" else "811",
+        seeds=args.seeds, out=Path(args.out), split=split,
         jobs=args.jobs, device=args.device, hidden=args.hidden,
         baseline_hidden=args.baseline_hidden, epochs=args.epochs, max_minutes=args.max_minutes,
+        extra=[] if args.lr is None else ["--lr", str(args.lr)],
     )
     print(reproduce(spec))
     return 0
@@ -144,10 +148,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     rep = sub.add_parser("reproduce", help="run the paper's comparison grid and write its table")
-    rep.add_argument("--table", choices=("3", "4"), default="3", help="3 = LOO, 4 = 8:1:1")
+    rep.add_argument(
+        "--table", choices=("3", "4", "6", "7"), default="3",
+        help="3 = methods on LOO, 4 = methods on 8:1:1, 6 = time encodings, 7 = ablation",
+    )  # fmt: skip
+    rep.add_argument("--split", choices=("loo", "811"), help="tables 6 and 7: which half (loo)")
     rep.add_argument("--data", required=True)
     rep.add_argument("--name", default="Beauty")
-    rep.add_argument("--methods", nargs="+", choices=MODEL_NAMES,
+    rep.add_argument("--methods", nargs="+", choices=MODEL_NAMES, help="tables 3 and 4",
                      default=["pasrec", "preferdiff", "dreamrec", "sasrec", "gru4rec",
                               "bert4rec", "tisasrec", "meantime", "diffurec", "popularity"])
     rep.add_argument("--seeds", type=int, default=3)
@@ -157,6 +165,7 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--baseline-hidden", type=int, default=256, help="size of the other methods")
     rep.add_argument("--epochs", type=int, default=200)
     rep.add_argument("--max-minutes", type=float, help="wall-time budget per cell")
+    rep.add_argument("--lr", type=float, help="learning rate of every cell (default: train's)")
     rep.add_argument("--out", required=True)
     rep.set_defaults(handler=cmd_reproduce)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from training.reproduce import GridSpec, markdown_table, train_command
+from training.reproduce import GridSpec, Row, markdown_table, rows, train_command
 
 ML100K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-100k"
 METRIC_CELL = re.compile(r"^\d+\.\d\d ± \d+\.\d\d( \[\d+\.\d\d\])?$")
@@ -25,15 +25,63 @@ def flag(cmd: list[str], name: str) -> str | None:
 
 def test_new_baselines_get_the_baseline_size_and_no_preferdiff_tuning(tmp_path):
     for method in ("bert4rec", "tisasrec", "meantime", "diffurec"):
-        cmd = train_command(spec(tmp_path), method, 0)
+        cmd = train_command(spec(tmp_path), Row(method, method), 0)
         assert flag(cmd, "--model") == method and flag(cmd, "--hidden") == "64"
         assert flag(cmd, "--guidance") is None and flag(cmd, "--lam") is None
-    assert flag(train_command(spec(tmp_path), "diffurec", 0), "--valid-limit") == "4096"
-    assert flag(train_command(spec(tmp_path), "pasrec", 0), "--hidden") == "512"
+    assert flag(train_command(spec(tmp_path), Row("diffurec", "diffurec"), 0),
+                "--valid-limit") == "4096"  # fmt: skip
+    assert flag(train_command(spec(tmp_path), Row("pasrec", "pasrec"), 0), "--hidden") == "512"
+
+
+def last_flag(cmd: list[str], name: str) -> str:
+    """The value argparse keeps: the last occurrence."""
+    return cmd[len(cmd) - 1 - cmd[::-1].index(name) + 1]
+
+
+@pytest.mark.parametrize("split, tuned", [("loo", "rff"), ("811", "sinusoidal")])
+def test_time_encoding_and_ablation_tables_train_the_right_configurations(
+    tmp_path, split, tuned
+):
+    six = {r.label: train_command(spec(tmp_path, table="6", split=split), r, 0)
+           for r in rows(spec(tmp_path, table="6", split=split))}  # fmt: skip
+    assert list(six) == ["position", "sinusoidal", "gaussian", "rff"]
+    assert flag(six["position"], "--model") == "preferdiff"
+    assert flag(six["position"], "--time-encoding") is None
+    for encoding in ("sinusoidal", "gaussian", "rff"):
+        assert flag(six[encoding], "--model") == "pasrec-te"
+        assert last_flag(six[encoding], "--time-encoding") == encoding  # wins over the tuned one
+        assert flag(six[encoding], "--split") == split
+        assert flag(six[encoding], "--out").endswith(f"{encoding}/seed0")
+
+    seven = {r.label: train_command(spec(tmp_path, table="7", split=split), r, 0)
+             for r in rows(spec(tmp_path, table="7", split=split))}  # fmt: skip
+    assert {k: flag(v, "--model") for k, v in seven.items()} == {
+        "Base": "preferdiff", "+TE": "pasrec-te", "+TE+TP": "pasrec"}  # fmt: skip
+    assert last_flag(seven["+TE"], "--time-encoding") == tuned
+    assert last_flag(seven["+TE+TP"], "--time-encoding") == tuned
+    assert flag(seven["+TE+TP"], "--eta") is not None and flag(seven["+TE"], "--eta") is None
+
+
+def test_ablation_table_shows_the_papers_split_numbers(tmp_path):
+    row = {"method": "pasrec", "seeds": 1, "hidden": 512, "epochs_run": [3], "best_epoch": [2],
+           "seconds_per_epoch": 1.5, "wall_seconds": 9.0,
+           "mean": {"HR@5": 1.0, "HR@10": 2.0, "NDCG@5": 0.5, "NDCG@10": 0.75},
+           "std": {"HR@5": 0.0, "HR@10": 0.0, "NDCG@5": 0.0, "NDCG@10": 0.0}}  # fmt: skip
+    loo = markdown_table(spec(tmp_path, table="7"), {"+TE+TP": row}).splitlines()
+    assert loo[4].startswith("| +TE+TP | 512 | 1 | 1.00 ± 0.00 [3.43] | 2.00 ± 0.00 [4.31] |")
+    temporal = markdown_table(spec(tmp_path, table="7", split="811"), {"+TE+TP": row})
+    assert "| 1.00 ± 0.00 [4.74] | 2.00 ± 0.00 [5.63] |" in temporal
+    assert "+TE+TP = with the ToI module" in loo[0]
+
+
+def test_reproduce_refuses_a_split_its_table_does_not_have(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="table 3 is the loo split"):
+        main(["reproduce", "--table", "3", "--split", "811", "--data", "x", "--out",
+              str(tmp_path)])  # fmt: skip
 
 
 def test_table_puts_the_papers_numbers_next_to_ours(tmp_path):
-    row = {"seeds": 1, "hidden": 64, "epochs_run": [3], "best_epoch": [2],
+    row = {"method": "tisasrec", "seeds": 1, "hidden": 64, "epochs_run": [3], "best_epoch": [2],
            "seconds_per_epoch": 1.5, "wall_seconds": 9.0,
            "mean": {"HR@5": 1.0, "HR@10": 2.0, "NDCG@5": 0.5, "NDCG@10": 0.75},
            "std": {"HR@5": 0.0, "HR@10": 0.0, "NDCG@5": 0.0, "NDCG@10": 0.0}}

@@ -1,4 +1,7 @@
-"""``pasrec reproduce``: run a grid of methods x seeds and print the paper-style table.
+"""``pasrec reproduce``: run a grid of rows x seeds and print the paper-style table.
+
+Rows are methods (Tables 3 and 4), the time encodings of "+TE" (Table 6, with the PreferDiff
+base as "position") or the ablation settings Base / +TE / +TP (Table 7).
 
 Each cell is an ordinary ``pasrec train`` run in its own process (``--jobs`` at a time, so one
 GPU or several cores are shared); a cell whose ``results.json`` exists is not run again, so an
@@ -18,7 +21,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from training.paper_tables import HYPER_PARAMETERS, METRICS, TABLES
+from training.paper_tables import HYPER_PARAMETERS, METRICS
+from training.paper_tables import TABLES as PAPER
 
 # The PreferDiff family gets ``hidden``; every other method (SASRec, GRU4Rec, BERT4Rec,
 # TiSASRec, MEANTIME, DiffuRec, popularity) ``baseline_hidden``.
@@ -32,6 +36,34 @@ TUNED_KEYS = {
     "preferdiff": ("lam", "guidance"),
     "dreamrec": ("guidance",),
 }
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a table: its label, the method it trains and extra ``train`` arguments
+    (given last, so they win over the tuned values)."""
+
+    label: str
+    method: str
+    args: tuple[str, ...] = ()
+
+
+TABLE_ROWS: dict[str, tuple[Row, ...]] = {
+    "6": (Row("position", "preferdiff"),) + tuple(
+        Row(encoding, "pasrec-te", ("--time-encoding", encoding))
+        for encoding in ("sinusoidal", "gaussian", "rff")
+    ),
+    # "+TE" takes the data set's tuned (best) encoding, as the paper's ablation does.
+    "7": (Row("Base", "preferdiff"), Row("+TE", "pasrec-te"), Row("+TE+TP", "pasrec")),
+}
+TABLES = ("3", "4", "6", "7")
+ROW_NOTES = {
+    "6": " Rows: the time encoding of \"+TE\" (PASRec without the ToI module); position is "
+    "the PreferDiff base.",
+    "7": " Rows: Base = PreferDiff (positions), +TE = the tuned real-time encoding, +TE+TP = "
+    "with the ToI module (PASRec).",
+}
+SPLIT_OF_TABLE = {"3": "loo", "4": "811"}
 
 
 @dataclass
@@ -52,18 +84,25 @@ class GridSpec:
     extra: list[str] = field(default_factory=list)
 
 
-def cell_dir(spec: GridSpec, method: str, seed: int) -> Path:
-    return spec.out / method / f"seed{seed}"
+def rows(spec: GridSpec) -> list[Row]:
+    if spec.table in TABLE_ROWS:
+        return list(TABLE_ROWS[spec.table])
+    return [Row(method, method) for method in spec.methods]
 
 
-def train_command(spec: GridSpec, method: str, seed: int) -> list[str]:
+def cell_dir(spec: GridSpec, row: Row, seed: int) -> Path:
+    return spec.out / row.label / f"seed{seed}"
+
+
+def train_command(spec: GridSpec, row: Row, seed: int) -> list[str]:
+    method = row.method
     hidden = spec.hidden if method in DIFFUSION else spec.baseline_hidden
     cmd = [
         sys.executable, "-m", "cli.main", "train", "--data", spec.data, "--name", spec.name,
         "--split", spec.split, "--truncate", "11", "--train-samples", "last",
         "--model", method, "--hidden", str(hidden), "--epochs", str(spec.epochs),
         "--seed", str(seed), "--device", spec.device, "--quiet",
-        "--out", str(cell_dir(spec, method, seed)),
+        "--out", str(cell_dir(spec, row, seed)),
     ]
     if method in DIFFUSION:
         tuned = HYPER_PARAMETERS.get((spec.name, spec.split), {})
@@ -77,11 +116,11 @@ def train_command(spec: GridSpec, method: str, seed: int) -> list[str]:
         cmd += ["--valid-limit", "4096"]
     if spec.max_minutes is not None:
         cmd += ["--max-minutes", str(spec.max_minutes)]
-    return cmd + spec.extra
+    return cmd + spec.extra + list(row.args)
 
 
-def run_cell(spec: GridSpec, method: str, seed: int) -> str:
-    target = cell_dir(spec, method, seed)
+def run_cell(spec: GridSpec, row: Row, seed: int) -> str:
+    target = cell_dir(spec, row, seed)
     if (target / "results.json").is_file():
         return "skipped"
     target.mkdir(parents=True, exist_ok=True)
@@ -90,33 +129,34 @@ def run_cell(spec: GridSpec, method: str, seed: int) -> str:
     if not env["OMP_NUM_THREADS"]:
         env.pop("OMP_NUM_THREADS")
     with (target / "train.log").open("w") as log:
-        code = subprocess.call(train_command(spec, method, seed), stdout=log,
+        code = subprocess.call(train_command(spec, row, seed), stdout=log,
                                stderr=subprocess.STDOUT, env=env)
     return "done" if code == 0 else f"failed ({code}), see {target / 'train.log'}"
 
 
 def run_grid(spec: GridSpec) -> dict[str, str]:
-    cells = [(m, s) for m in spec.methods for s in range(spec.seeds)]
+    cells = [(r, s) for r in rows(spec) for s in range(spec.seeds)]
     outcomes: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=spec.jobs) as pool, tqdm(total=len(cells),
                                                                   desc="grid") as bar:
-        futures = {pool.submit(run_cell, spec, m, s): (m, s) for m, s in cells}
+        futures = {pool.submit(run_cell, spec, r, s): (r, s) for r, s in cells}
         for future in futures:
-            method, seed = futures[future]
-            outcomes[f"{method}/seed{seed}"] = future.result()
+            row, seed = futures[future]
+            outcomes[f"{row.label}/seed{seed}"] = future.result()
             bar.update()
     return outcomes
 
 
 def collect(spec: GridSpec) -> dict[str, dict]:
     summary: dict[str, dict] = {}
-    for method in spec.methods:
-        runs = [json.loads((cell_dir(spec, method, s) / "results.json").read_text())
+    for row in rows(spec):
+        runs = [json.loads((cell_dir(spec, row, s) / "results.json").read_text())
                 for s in range(spec.seeds)
-                if (cell_dir(spec, method, s) / "results.json").is_file()]
+                if (cell_dir(spec, row, s) / "results.json").is_file()]
         if not runs:
             continue
-        summary[method] = {
+        summary[row.label] = {
+            "method": row.method,
             "seeds": len(runs),
             "mean": {m: statistics.mean(r["test"][m] for r in runs) for m in METRICS},
             "std": {m: statistics.pstdev(r["test"][m] for r in runs) for m in METRICS},
@@ -131,11 +171,11 @@ def collect(spec: GridSpec) -> dict[str, dict]:
 
 
 def markdown_table(spec: GridSpec, summary: dict[str, dict]) -> str:
-    paper = TABLES.get((spec.table, spec.name), {})
+    paper = PAPER.get((spec.table, spec.name, spec.split), {})
     lines = [
         f"Table {spec.table}, {spec.name}, split {spec.split} (last 11 interactions per user, "
         "one training sample per user), full ranking, metrics in %: this project's mean ± std "
-        "over seeds, the paper's number in brackets.",
+        "over seeds, the paper's number in brackets." + ROW_NOTES.get(spec.table, ""),
         "",
         "| method | hidden | seeds | " + " | ".join(METRICS) + " | epochs (best) | s/epoch | "
         "wall s/run |",
@@ -148,7 +188,7 @@ def markdown_table(spec: GridSpec, summary: dict[str, dict]) -> str:
             cells.append(f"{row['mean'][metric]:.2f} ± {row['std'][metric]:.2f}{ref}")
         epochs = ", ".join(f"{e} ({b})" for e, b in zip(row["epochs_run"], row["best_epoch"],
                                                          strict=True))
-        hidden = "-" if method == "popularity" else row["hidden"]
+        hidden = "-" if row.get("method") == "popularity" else row["hidden"]
         lines.append(f"| {method} | {hidden} | {row['seeds']} | " + " | ".join(cells)
                      + f" | {epochs} | {row['seconds_per_epoch']:.1f} | "
                        f"{row['wall_seconds']:.0f} |")
