@@ -62,6 +62,9 @@ def test_pasrec_trains_end_to_end_with_its_toi_report(ml_slice, tmp_path):
                    "--ddim-steps", "5", "--toi-head", "tpp", "--train-samples", "last")
     assert result["model_config"]["toi"] and result["model_config"]["toi_head"] == "tpp"
     assert set(result["test"]) == {"HR@5", "HR@10", "NDCG@5", "NDCG@10", "tpp_nll"}
+    # Recalibrated on the validation targets after training, and saved with the checkpoint.
+    calibration = result["model_config"]["tpp_calibration"]
+    assert calibration[0] == 0.0 and calibration[-1] == 1.0 and calibration == sorted(calibration)
     plot = tmp_path / "toi.png"
     done = pasrec("evaluate", "--checkpoint", str(tmp_path / "pasrec" / "checkpoint"),
                   "--data", str(ml_slice), "--train-samples", "last", "--toi", "--plot", str(plot))
@@ -72,7 +75,13 @@ def test_pasrec_trains_end_to_end_with_its_toi_report(ml_slice, tmp_path):
     assert {"pasrec: decoded ToI", "pasrec: tpp median", "pasrec: tpp best ±7-day window",
             "naive: last gap",
             "naive: user median gap", "naive: global median gap"} == set(predictors)
-    assert set(report["toi"]["tpp_calibration_pct"]) == {str(q / 10) for q in range(1, 10)}
+    levels = {str(q / 10) for q in range(1, 10)}
+    for key in ("tpp_calibration_pct", "tpp_calibration_raw_pct", "tpp_calibration_raw_valid_pct"):
+        assert set(report["toi"][key]) == levels, key
+    assert report["toi"]["tpp_recalibrated"] is True
+    gaps = report["toi"]["target_gaps"]
+    assert set(gaps) == {"train", "valid", "test"}
+    assert all(0 <= g["same_day_pct"] <= 100 and g["median_days"] >= 0 for g in gaps.values())
     assert plot.stat().st_size > 0
 
 

@@ -148,19 +148,36 @@ def model_toi(
     return out
 
 
+def gap_summary(samples: Samples) -> dict[str, float]:
+    """How far the targets lie after their history's last event, in days."""
+    gaps = (samples.target_day - samples.days[:, -1]).astype(np.float64)
+    return {
+        "median_days": float(np.median(gaps)),
+        "mean_days": float(gaps.mean()),
+        "same_day_pct": float((gaps == 0).mean() * 100),
+    }
+
+
 def toi_report(
     model: torch.nn.Module,
     train: Samples,
+    valid: Samples,
     test: Samples,
     normalizer: TimeNormalizer,
     device: torch.device,
     label: str,
     plot_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The ToI table: one row per predictor, all on the same test targets."""
+    """The ToI table: one row per predictor, all on the same test targets; the gaps of the
+    training, validation and test targets side by side, since a shift between them is what
+    a calibration fitted on validation targets cannot see."""
     truth = test.target_day.astype(np.float64)
     predictions: dict[str, np.ndarray] = {}
-    report: dict[str, Any] = {"test_targets": int(len(test))}
+    report: dict[str, Any] = {
+        "test_targets": int(len(test)),
+        "target_gaps": {name: gap_summary(part) for name, part in
+                        (("train", train), ("valid", valid), ("test", test))},
+    }  # fmt: skip
     if getattr(model, "has_toi", False):
         result = model_toi(model, test, normalizer, device)
         predictions[f"{label}: decoded ToI"] = result["decoded_days"]
@@ -172,6 +189,8 @@ def toi_report(
             report["tpp_nll_mean"] = result["tpp_nll_mean"]
             for key in ("tpp_calibration_pct", "tpp_calibration_raw_pct", "tpp_recalibrated"):
                 report[key] = result[key]
+            raw_valid = tpp_pit(model, valid, normalizer, device).numpy()
+            report["tpp_calibration_raw_valid_pct"] = _coverage(raw_valid)
     predictions.update(naive_predictions(test, global_median_gap(train)))
     report["predictors"] = {name: error_summary(p, truth) for name, p in predictions.items()}
     if plot_path is not None:
@@ -190,5 +209,6 @@ def evaluate_toi_for_checkpoint(checkpoint, data_opts, device: str, plot: str | 
     data_opts.history_length = ckpt.config.history_length
     _, split, _, _ = prepare_data(data_opts)
     return toi_report(
-        ckpt.model, split.train, split.test, ckpt.time, torch.device(device), ckpt.name, plot
+        ckpt.model, split.train, split.valid, split.test, ckpt.time, torch.device(device),
+        ckpt.name, plot,
     )
