@@ -31,11 +31,22 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey(args: argparse.Namespace) -> int:
-    from service.auth import create_key
+    import sys
+
+    from service.auth import create_key, key_id_of, revoke_key
     from service.settings import Settings
 
-    key = create_key(Settings(), args.name, args.scopes)
-    print(key)
+    if args.revoke:
+        key_id = key_id_of(args.revoke)
+        if not revoke_key(Settings(), key_id):
+            print(f"pasrec apikey: no active database key with id {key_id!r}", file=sys.stderr)
+            return 1
+        print(f"revoked {key_id}")
+        return 0
+    if not args.name or not args.scopes:
+        print("pasrec apikey: error: creating a key needs --name and --scopes", file=sys.stderr)
+        return 2
+    print(create_key(Settings(), args.name, args.scopes))
     return 0
 
 
@@ -48,7 +59,12 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     worker.set_defaults(handler=cmd_worker)
     migrate = sub.add_parser("migrate", help="upgrade the database schema to the latest")
     migrate.set_defaults(handler=cmd_migrate)
-    apikey = sub.add_parser("apikey", help="create an API key (printed once)")
-    apikey.add_argument("--name", required=True)
-    apikey.add_argument("--scopes", nargs="+", choices=("ingest", "read", "admin"), required=True)
+    apikey = sub.add_parser(
+        "apikey", help="create an API key (printed once), or revoke one with --revoke"
+    )
+    apikey.add_argument("--name")
+    apikey.add_argument("--scopes", nargs="+", choices=("ingest", "read", "admin"))
+    apikey.add_argument(
+        "--revoke", metavar="KEY_OR_ID", help="revoke a database key: the key or its id"
+    )
     apikey.set_defaults(handler=cmd_apikey)

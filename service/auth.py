@@ -78,6 +78,13 @@ def create_key(settings: Settings, name: str, scopes: Iterable[str]) -> str:
     return key
 
 
+def key_id_of(key_or_id: str) -> str:
+    """The id of a database key (`pasrec_<id>_<secret>`), or the text itself if it is one."""
+    if key_or_id.startswith(_PREFIX):
+        return key_or_id[len(_PREFIX) :].split("_", 1)[0]
+    return key_or_id
+
+
 def revoke_key(settings: Settings, key_id: str) -> bool:
     """Revoke a database key by its id (the part after `pasrec_`); False if none matched."""
     engine = _migrated_engine(settings)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -285,24 +284,18 @@ def _require(path: Path) -> Path:
 
 def test_real_beauty_loads_with_documented_counts() -> None:
     path = _require(DATA / "beauty")
-    start = time.perf_counter()
     inter = load_interactions(path)
-    elapsed = time.perf_counter() - start
     assert detect_format(path) == "amazon-seq"
     assert len(inter) == 198_502
     assert len(set(inter.users)) == 22_363
     assert len(set(inter.items)) == 12_101
-    assert elapsed < 5.0
 
 
 def test_real_ml100k_loads_with_documented_counts() -> None:
     path = _require(DATA / "ml-100k")
-    start = time.perf_counter()
     inter = load_interactions(path)
-    elapsed = time.perf_counter() - start
     assert detect_format(path) == "recbole"
     assert len(inter) == 100_000
     assert len(set(inter.users)) == 943
     assert len(set(inter.items)) == 1_682
     assert inter.timestamps.min() >= 874_724_710 and inter.timestamps.max() <= 893_286_638
-    assert elapsed < 5.0

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +17,8 @@ from service_helpers import Clock, Keys, event, row_count
 from service.app import create_app
 from service.auth import create_key, revoke_key
 from service.settings import ConfiguredKey, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ENDPOINTS = [
     ("post", "/v1/events", "ingest"),
@@ -60,6 +66,34 @@ def test_x_api_key_header_and_revocation(settings: Settings, clock: Clock) -> No
     assert not revoke_key(settings, key.split("_")[1])
     with TestClient(create_app(settings, clock)) as client:
         assert client.get("/v1/recommend/u1", headers={"X-API-Key": key}).status_code == 401
+
+
+def test_apikey_cli_creates_and_revokes_a_key(tmp_path, clock: Clock) -> None:
+    env = {**os.environ, "PASREC_SQLITE_PATH": str(tmp_path / "keys.db"),
+           "PASREC_DATABASE_URL": "", "PASREC_AUTH_ENABLED": "true"}  # fmt: skip
+
+    def pasrec(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cli.main", "apikey", *args], env=env,
+                              capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+
+    created = pasrec("--name", "reader", "--scopes", "read")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    settings = Settings(_env_file=None, sqlite_path=tmp_path / "keys.db", auth_enabled=True,
+                        api_keys=[], device="cpu")  # fmt: skip
+    with TestClient(create_app(settings, clock)) as client:
+        # No model is loaded (503), but the key got past authentication.
+        assert client.get("/v1/recommend/u1", headers={"X-API-Key": key}).status_code == 503
+    revoked = pasrec("--revoke", key)
+    assert revoked.returncode == 0 and key.split("_")[1] in revoked.stdout
+    again = pasrec("--revoke", key.split("_")[1])
+    assert again.returncode == 1 and "no active database key" in again.stderr
+    # A running API drops its 30-second cache of verified keys; a fresh one refuses at once.
+    with TestClient(create_app(settings, clock)) as client:
+        assert client.get("/v1/recommend/u1", headers={"X-API-Key": key}).status_code == 401
+    missing = pasrec("--name", "x")
+    assert missing.returncode == 2 and "--scopes" in missing.stderr
+    assert "Traceback" not in missing.stderr + again.stderr
 
 
 def test_keys_from_the_environment(settings: Settings, clock: Clock) -> None:
