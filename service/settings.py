@@ -204,8 +204,7 @@ class Settings(BaseSettings):
     """With `push_timing=fixed`: the push is due this long after the user's last event."""
 
     push_active_window_s: float = Field(default=1800.0, ge=0)
-    """No push to a user whose last event is this recent at the due time (`user_active`); a
-    push predicted inside it is planned for its end."""
+    """No push to a user whose last event is this recent at the due time (`user_active`)."""
 
     push_horizon_s: float = Field(default=7 * 24 * 3600.0, gt=0)
     """No push due later than this after the user's last event (`beyond_horizon`)."""

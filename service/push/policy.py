@@ -46,9 +46,7 @@ def plan(
     """Due time of the user's push: the predicted ToI, or the fallback delay without one.
 
     A time already past (a stale prediction, or a backfill of old events) is due now; the
-    horizon then refuses pushes far after the last event, so a backfill sends nothing. A
-    return predicted while the user is still active (say the same day, from day-granular
-    history) is due when the active window ends: sent then, not skipped as `user_active`.
+    horizon then refuses pushes far after the last event, so a backfill sends nothing.
     """
     p_return = None
     if next_time is None:
@@ -58,7 +56,7 @@ def plan(
         predicted = datetime.fromtimestamp(next_time.time, UTC)
         due = predicted
         p_return = return_probability(next_time, settings.push_horizon_s)
-    due = max(due, now, last_event + timedelta(seconds=settings.push_active_window_s))
+    due = max(due, now)
     skip = None
     if (due - last_event).total_seconds() > settings.push_horizon_s:
         skip = BEYOND_HORIZON
