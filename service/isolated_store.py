@@ -21,11 +21,11 @@ def unique_name(prefix: str) -> str:
 
 
 @contextmanager
-def private_schema(database_url: str, prefix: str) -> Iterator[str]:
-    """A new empty schema in the database of ``database_url``; yields the URL whose
-    connections use it, and drops the schema with everything in it on exit."""
+def private_schema(database_url: str, schema: str) -> Iterator[str]:
+    """A new empty schema named ``schema`` (see `unique_name`) in the database of
+    ``database_url``; yields the URL whose connections use it, and drops the schema with
+    everything in it on exit."""
     admin = sa.create_engine(database_url, connect_args={"connect_timeout": 5})
-    schema = unique_name(prefix)
     try:
         with admin.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
@@ -42,11 +42,11 @@ def private_schema(database_url: str, prefix: str) -> Iterator[str]:
 
 
 @contextmanager
-def private_redis_prefix(redis_url: str, prefix: str) -> Iterator[str]:
-    """A unique key prefix; every key under it is deleted on exit."""
+def private_redis_prefix(redis_url: str, key_prefix: str) -> Iterator[str]:
+    """Yields ``key_prefix`` (make it unique, see `unique_name`); every key under it is
+    deleted on exit."""
     import redis
 
-    key_prefix = unique_name(prefix) + ":"
     try:
         yield key_prefix
     finally:

@@ -19,7 +19,6 @@ import torch
 from training.distributed import World, shard
 
 ROOT = Path(__file__).resolve().parents[1]
-ML100K = ROOT.parent / "shared" / "data" / "ml-100k" / "ml-100k.inter"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 # Small enough for seconds on 2 shared cores; lr 1e-2 so that 2 epochs give non-zero metrics
 # (an all-zero evaluation would make "evaluate reproduces results.json" vacuous).
@@ -54,15 +53,9 @@ def test_shards_are_disjoint_cover_and_repeat_with_the_seed() -> None:
 
 
 @pytest.fixture(scope="module")
-def data_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """MovieLens-100K users with id <= 150, in the same RecBole layout."""
-    if not ML100K.exists():
-        pytest.skip(f"reference data missing: {ML100K}")
-    lines = ML100K.read_text().splitlines()
-    keep = [lines[0]] + [row for row in lines[1:] if int(row.split("\t")[0]) <= 150]
-    path = tmp_path_factory.mktemp("ddp-data") / "ml-slice.inter"
-    path.write_text("\n".join(keep) + "\n")
-    return path
+def data_slice(ml100k_users) -> Path:
+    """MovieLens-100K users with id <= 150."""
+    return ml100k_users(150)
 
 
 @pytest.mark.slow

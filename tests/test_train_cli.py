@@ -11,16 +11,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "ml
 
 
 @pytest.fixture(scope="module")
-def ml_slice(tmp_path_factory) -> Path:
-    """The first 300 users of MovieLens 100K (a slice keeps the test fast)."""
-    if not DATA.is_file():
-        pytest.skip(f"reference data missing: {DATA}")
-    lines = DATA.read_text().splitlines()
-    kept = [lines[0]] + [line for line in lines[1:] if int(line.split("\t")[0]) <= 300]
-    path = tmp_path_factory.mktemp("data") / "ml300.inter"
-    path.write_text("\n".join(kept) + "\n")
-    return path
-
+def ml_slice(ml100k_users) -> Path:
+    """The first 300 users of MovieLens 100K."""
+    return ml100k_users(300)
 
 def pasrec(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,

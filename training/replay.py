@@ -160,7 +160,8 @@ def summarise(
         ),
         "windows": windows,
         "runs": {
-            s: {"receiver": r.receiver, "statuses": r.statuses, "wall_s": r.wall_s}
+            s: {"receiver": r.receiver, "statuses": r.statuses, "wall_s": r.wall_s,
+                "store": r.store}
             for s, r in runs.items()
         },
         "options": {

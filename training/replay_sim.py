@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from service.app import create_app
 from service.auth import create_key
 from service.context import ServiceContext
-from service.isolated_store import private_redis_prefix, private_schema
+from service.isolated_store import private_redis_prefix, private_schema, unique_name
 from service.models import Push, PushStatus
 from service.push.dispatcher import Dispatcher
 from service.settings import Settings
@@ -88,28 +88,33 @@ class ReplayStore:
         return "PostgreSQL + " + ("Redis" if self.redis_url else "in-process cache")
 
     @contextmanager
-    def fresh(self, name: str, work_dir: Path) -> Iterator[dict[str, Any]]:
-        """Settings fields of an empty store for one run, removed when the run ends."""
+    def fresh(self, name: str, work_dir: Path) -> Iterator[tuple[dict[str, Any], str]]:
+        """(Settings fields, where the state lives) of an empty store for one run; a schema
+        and key prefix are removed when the run ends."""
         if not self.database_url:
             db = work_dir / f"{name}.db"
             db.unlink(missing_ok=True)
-            yield {"sqlite_path": db, "database_url": None, "redis_url": None}
+            yield {"sqlite_path": db, "database_url": None, "redis_url": None}, f"sqlite {db}"
             return
+        schema = unique_name(f"replay_{name}")
         with ExitStack() as stack:
-            url = stack.enter_context(private_schema(self.database_url, f"replay_{name}"))
-            fields: dict[str, Any] = {"database_url": url, "auto_migrate": True}
+            url = stack.enter_context(private_schema(self.database_url, schema))
+            fields: dict[str, Any] = {"database_url": url, "auto_migrate": True, "redis_url": None}
+            where = f"schema {schema}"
             if self.redis_url:
-                prefix = stack.enter_context(private_redis_prefix(self.redis_url, "replay"))
+                prefix = unique_name(f"replay_{name}") + ":"
+                stack.enter_context(private_redis_prefix(self.redis_url, prefix))
                 fields |= {"redis_url": self.redis_url, "redis_prefix": prefix}
-            else:
-                fields["redis_url"] = None
-            yield fields
+                where += f", redis prefix {prefix}"
+            yield fields, where
 
 
 @dataclass
 class RunResult:
     strategy: str
     pushes: list[PushRecord]
+    store: str = ""
+    """Where the run's state lived (removed afterwards unless embedded)."""
     passive: list[PushRecord] = field(default_factory=list)
     receiver: dict[str, int] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
@@ -236,7 +241,10 @@ def simulate(
     secret = new_secret()
     clock = VirtualClock(cutoff)
     passive: list[PushRecord] = []
-    with WebhookReceiver(secret, on_push) as receiver, store.fresh(strategy, work_dir) as fields:
+    with (
+        WebhookReceiver(secret, on_push) as receiver,
+        store.fresh(strategy, work_dir) as (fields, where),
+    ):
         settings = replay_settings(
             fields, checkpoint, receiver.url, secret, strategy, horizon_s, k, fixed_interval_s
         )
@@ -295,4 +303,6 @@ def simulate(
         "duplicates": receiver.received.duplicates,
         "rejected": receiver.received.rejected,
     }
-    return RunResult(strategy, pushes, passive, counts, statuses, time.perf_counter() - started)
+    return RunResult(
+        strategy, pushes, where, passive, counts, statuses, time.perf_counter() - started
+    )

@@ -23,7 +23,7 @@ from service_helpers import (
 )
 
 from service.app import create_app
-from service.isolated_store import private_redis_prefix
+from service.isolated_store import private_redis_prefix, unique_name
 from service.migrate import upgrade
 from service.models import Base
 from service.settings import Settings
@@ -92,7 +92,7 @@ def base_settings(
     url = request.getfixturevalue("pg_schema_url")
     redis_url = request.getfixturevalue("redis_available")
     _truncate(url)
-    with private_redis_prefix(redis_url, "pasrec-test") as prefix:
+    with private_redis_prefix(redis_url, unique_name("pasrec-test") + ":") as prefix:
         yield Settings(database_url=url, redis_url=redis_url, redis_prefix=prefix, **common)
 
 
@@ -107,15 +107,9 @@ def settings(base_settings: Settings, checkpoint: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def data_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first 120 users of MovieLens-100K, in the same RecBole layout."""
-    if not ML100K.exists():
-        pytest.skip(f"reference data missing: {ML100K}")
-    lines = ML100K.read_text().splitlines()
-    keep = [lines[0]] + [row for row in lines[1:] if int(row.split("\t")[0]) <= 120]
-    path = tmp_path_factory.mktemp("data") / "ml-slice.inter"
-    path.write_text("\n".join(keep) + "\n")
-    return path
+def data_slice(ml100k_users) -> Path:
+    """The first 120 users of MovieLens-100K."""
+    return ml100k_users(120)
 
 
 def _train(data: Path, out: Path, model: str, *extra: str) -> Path:

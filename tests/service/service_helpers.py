@@ -134,7 +134,7 @@ def private_schema(prefix: str) -> Iterator[str]:
         unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
     finally:
         admin.dispose()
-    with isolated_store.private_schema(PG_URL, prefix) as url:
+    with isolated_store.private_schema(PG_URL, isolated_store.unique_name(prefix)) as url:
         yield url
 
 

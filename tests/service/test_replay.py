@@ -15,20 +15,11 @@ from service_helpers import PG_URL
 
 from training.replay import ReplayOptions, run_replay
 
-ROOT = Path(__file__).resolve().parents[2]
-ML100K = ROOT.parent / "shared" / "data" / "ml-100k" / "ml-100k.inter"
-
 
 @pytest.fixture(scope="module")
-def ml_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """MovieLens-100K users 1-30, RecBole layout."""
-    if not ML100K.exists():
-        pytest.skip(f"reference data missing: {ML100K}")
-    lines = ML100K.read_text().splitlines()
-    keep = [lines[0]] + [row for row in lines[1:] if int(row.split("\t")[0]) <= 30]
-    path = tmp_path_factory.mktemp("data") / "ml-slice.inter"
-    path.write_text("\n".join(keep) + "\n")
-    return path
+def ml_slice(ml100k_users) -> Path:
+    """MovieLens-100K users 1-30."""
+    return ml100k_users(30)
 
 
 def _options(data: Path, out: Path, **extra: Any) -> ReplayOptions:
@@ -70,15 +61,13 @@ def test_replay_delivers_every_push_exactly_once(embedded: tuple[Path, dict]) ->
     assert saved["windows"]["7d"]["fixed"]["pushes"] == table["fixed"]["pushes"]
 
 
-def _replay_schemas() -> set[str]:
+def _schemas(names: list[str]) -> list[str]:
     engine = sa.create_engine(PG_URL)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text("SELECT schema_name FROM information_schema.schemata "
-                        "WHERE schema_name LIKE 'replay\\_%'")  # fmt: skip
-            ).scalars()
-            return set(rows)
+            query = sa.text("SELECT schema_name FROM information_schema.schemata "
+                            "WHERE schema_name = ANY(:names)")  # fmt: skip
+            return list(conn.execute(query, {"names": names}).scalars())
     finally:
         engine.dispose()
 
@@ -88,7 +77,6 @@ def test_replay_on_postgres_and_redis_matches_embedded_and_cleans_up(
     pg_schema_url: str, redis_available: str,
 ) -> None:  # fmt: skip
     embedded_out, embedded_result = embedded
-    schemas_before = _replay_schemas()
     opts = _options(
         ml_slice, tmp_path, checkpoint=Path(embedded_result["checkpoint"]),
         database_url=PG_URL, redis_url=redis_available,
@@ -101,10 +89,15 @@ def test_replay_on_postgres_and_redis_matches_embedded_and_cleans_up(
     pushes = json.loads((tmp_path / "pushes.json").read_text())
     assert pushes == json.loads((embedded_out / "pushes.json").read_text())
     assert result["windows"] == embedded_result["windows"]
-    # Nothing left behind: no schema of the run, no key under a replay prefix.
-    assert _replay_schemas() == schemas_before
+    # Nothing left behind: each run names its schema and key prefix; both are gone.
+    places = [run["store"] for run in result["runs"].values()]
+    schemas = [p.split(",")[0].removeprefix("schema ") for p in places]
+    prefixes = [p.split("redis prefix ")[1] for p in places]
+    assert len(set(schemas)) == len(places) and all(s.startswith("replay_") for s in schemas)
+    assert _schemas(schemas) == []
     client = redis.Redis.from_url(redis_available)
     try:
-        assert not list(client.scan_iter(match="replay_*", count=1000))
+        for prefix in prefixes:
+            assert not list(client.scan_iter(match=f"{prefix}*", count=1000)), prefix
     finally:
         client.close()
