@@ -92,6 +92,7 @@ def run_replay(
     if unknown:
         raise ValueError(f"unknown strategies {unknown}; choose from {list(STRATEGIES)}")
     store = ReplayStore(opts.database_url, opts.redis_url)
+    store.check()
     data = load_replay_data(opts.data, opts.cutoff, opts.format, opts.name, opts.max_users,
                             opts.seed)  # fmt: skip
     checkpoint = opts.checkpoint or train_before_cutoff(data, opts)

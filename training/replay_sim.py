@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 import uvicorn
 from sqlalchemy import func, select
 from tqdm.auto import tqdm
@@ -80,6 +81,29 @@ class ReplayStore:
                 "a Redis URL needs a Postgres URL too: the embedded SQLite store is per process "
                 "and is only paired with the in-process cache"
             )
+
+    def check(self) -> None:
+        """Fail before any training, naming the server, when a configured one is unreachable."""
+        if self.database_url:
+            engine = sa.create_engine(self.database_url, connect_args={"connect_timeout": 5})
+            address = engine.url.render_as_string(hide_password=True)
+            try:
+                with engine.connect():
+                    pass
+            except sa.exc.SQLAlchemyError as exc:
+                raise ValueError(f"PostgreSQL at {address} is not reachable: {exc}") from None
+            finally:
+                engine.dispose()
+        if self.redis_url:
+            import redis
+
+            client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=5)
+            try:
+                client.ping()
+            except redis.RedisError as exc:
+                raise ValueError(f"Redis at {self.redis_url} is not reachable: {exc}") from None
+            finally:
+                client.close()
 
     @property
     def description(self) -> str:

@@ -5,6 +5,9 @@ embedded store and on PostgreSQL + Redis, which must give the same pushes."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +104,27 @@ def test_replay_on_postgres_and_redis_matches_embedded_and_cleans_up(
             assert not list(client.scan_iter(match=f"{prefix}*", count=1000)), prefix
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--database-url", "postgresql+psycopg://nobody@127.0.0.1:1/none"],
+         "PostgreSQL at postgresql+psycopg://nobody@127.0.0.1:1/none is not reachable"),
+        (["--database-url", PG_URL, "--redis-url", "redis://127.0.0.1:1/0"],
+         "Redis at redis://127.0.0.1:1/0 is not reachable"),
+        (["--redis-url", "redis://127.0.0.1:6379/0"], "a Redis URL needs a Postgres URL"),
+    ],
+)  # fmt: skip
+def test_unreachable_or_inconsistent_stores_are_clear_errors_before_training(
+    ml_slice: Path, tmp_path: Path, flags: list[str], message: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "replay", "--data", str(ml_slice), "--cutoff", "0.9",
+         "--out", str(tmp_path / "out"), *flags],
+        capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out" / "train").exists()  # failed before training anything
