@@ -134,7 +134,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     split = SPLIT_OF_TABLE.get(args.table, args.split or "loo")
     if args.split and args.split != split:
-        raise SystemExit(f"pasrec reproduce: error: table {args.table} is the {split} split")
+        raise ValueError(f"table {args.table} is the {split} split, not {args.split}")
     spec = GridSpec(
         table=args.table, data=args.data, name=args.name, methods=args.methods,
         seeds=args.seeds, out=Path(args.out), split=split,

@@ -75,9 +75,11 @@ def test_ablation_table_shows_the_papers_split_numbers(tmp_path):
 
 
 def test_reproduce_refuses_a_split_its_table_does_not_have(tmp_path, capsys):
-    with pytest.raises(SystemExit, match="table 3 is the loo split"):
-        main(["reproduce", "--table", "3", "--split", "811", "--data", "x", "--out",
-              str(tmp_path)])  # fmt: skip
+    code = main(["reproduce", "--table", "3", "--split", "811", "--data", "x", "--out",
+                 str(tmp_path)])  # fmt: skip
+    assert code == 2
+    assert "pasrec reproduce: error: table 3 is the loo split, not 811" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing started
 
 
 def test_table_puts_the_papers_numbers_next_to_ours(tmp_path):

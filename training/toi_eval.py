@@ -91,7 +91,6 @@ def calibrate_tpp(
     model: torch.nn.Module, valid: Samples, normalizer: TimeNormalizer, device: torch.device
 ) -> None:
     """Fit the tpp head's recalibration on the validation targets (stored in its config)."""
-    model.config.tpp_calibration = []
     model.config.tpp_calibration = fit_calibration(tpp_pit(model, valid, normalizer, device))
 
 
