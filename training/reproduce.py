@@ -56,7 +56,6 @@ TABLE_ROWS: dict[str, tuple[Row, ...]] = {
     # "+TE" takes the data set's tuned (best) encoding, as the paper's ablation does.
     "7": (Row("Base", "preferdiff"), Row("+TE", "pasrec-te"), Row("+TE+TP", "pasrec")),
 }
-TABLES = ("3", "4", "6", "7")
 ROW_NOTES = {
     "6": " Rows: the time encoding of \"+TE\" (PASRec without the ToI module); position is "
     "the PreferDiff base.",
