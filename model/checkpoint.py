@@ -21,7 +21,8 @@ from model.config import ModelConfig
 from model.recommenders import build_model
 from model.time_norm import TimeNormalizer
 
-FORMAT_VERSION = 1
+# 2: the model config may carry `tpp_calibration` (version-1 checkpoints load without one).
+FORMAT_VERSION = 2
 WEIGHTS = "weights.safetensors"
 
 

@@ -63,6 +63,19 @@ def test_newer_format_version_is_refused(tmp_path):
         load_checkpoint(path)
 
 
+def test_recalibration_is_saved_and_version_1_checkpoints_still_load(tmp_path):
+    model, path = saved(tmp_path, toi_head="tpp", tpp_calibration=[0.0, 0.3, 1.0])
+    assert load_checkpoint(path).config.tpp_calibration == [0.0, 0.3, 1.0]
+    # A version-1 checkpoint (written before recalibration existed) has no such key.
+    meta = json.loads((path / "config.json").read_text())
+    meta["format_version"] = 1
+    del meta["model"]["tpp_calibration"]
+    (path / "config.json").write_text(json.dumps(meta))
+    old = load_checkpoint(path)
+    assert old.config.tpp_calibration == []
+    assert torch.equal(old.model.score(toy_batch()), model.score(toy_batch()))
+
+
 def test_missing_or_broken_files_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "nowhere")
