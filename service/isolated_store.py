@@ -20,6 +20,32 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
+def check_postgres(database_url: str) -> None:
+    """Raise ValueError naming the server (password hidden) when it cannot be reached."""
+    engine = sa.create_engine(database_url, connect_args={"connect_timeout": 5})
+    address = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.SQLAlchemyError as exc:
+        raise ValueError(f"PostgreSQL at {address} is not reachable: {exc}") from None
+    finally:
+        engine.dispose()
+
+
+def check_redis(redis_url: str) -> None:
+    """Raise ValueError naming the server when it does not answer a ping."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise ValueError(f"Redis at {redis_url} is not reachable: {exc}") from None
+    finally:
+        client.close()
+
+
 @contextmanager
 def private_schema(database_url: str, schema: str) -> Iterator[str]:
     """A new empty schema named ``schema`` (see `unique_name`) in the database of

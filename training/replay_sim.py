@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 import uvicorn
 from sqlalchemy import func, select
 from tqdm.auto import tqdm
@@ -42,7 +41,13 @@ from tqdm.auto import tqdm
 from service.app import create_app
 from service.auth import create_key
 from service.context import ServiceContext
-from service.isolated_store import private_redis_prefix, private_schema, unique_name
+from service.isolated_store import (
+    check_postgres,
+    check_redis,
+    private_redis_prefix,
+    private_schema,
+    unique_name,
+)
 from service.models import Push, PushStatus
 from service.push.dispatcher import Dispatcher
 from service.settings import Settings
@@ -85,25 +90,9 @@ class ReplayStore:
     def check(self) -> None:
         """Fail before any training, naming the server, when a configured one is unreachable."""
         if self.database_url:
-            engine = sa.create_engine(self.database_url, connect_args={"connect_timeout": 5})
-            address = engine.url.render_as_string(hide_password=True)
-            try:
-                with engine.connect():
-                    pass
-            except sa.exc.SQLAlchemyError as exc:
-                raise ValueError(f"PostgreSQL at {address} is not reachable: {exc}") from None
-            finally:
-                engine.dispose()
+            check_postgres(self.database_url)
         if self.redis_url:
-            import redis
-
-            client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=5)
-            try:
-                client.ping()
-            except redis.RedisError as exc:
-                raise ValueError(f"Redis at {self.redis_url} is not reachable: {exc}") from None
-            finally:
-                client.close()
+            check_redis(self.redis_url)
 
     @property
     def description(self) -> str:

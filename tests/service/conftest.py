@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from service_helpers import (
@@ -23,7 +22,7 @@ from service_helpers import (
 )
 
 from service.app import create_app
-from service.isolated_store import private_redis_prefix, unique_name
+from service.isolated_store import check_redis, private_redis_prefix, unique_name
 from service.migrate import upgrade
 from service.models import Base
 from service.settings import Settings
@@ -45,13 +44,10 @@ def pg_schema_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_available() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
     try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
-    finally:
-        client.close()
+        check_redis(REDIS_URL)
+    except ValueError as exc:
+        unavailable(str(exc))
     return REDIS_URL
 
 

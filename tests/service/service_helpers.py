@@ -126,14 +126,10 @@ def event(user: str, item: str, ts: float | str, event_id: str | None = None) ->
 @contextmanager
 def private_schema(prefix: str) -> Iterator[str]:
     """A fresh schema in the `test` database (its URL pins the search path), dropped after."""
-    admin = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
     try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
-    finally:
-        admin.dispose()
+        isolated_store.check_postgres(PG_URL)
+    except ValueError as exc:
+        unavailable(str(exc))
     with isolated_store.private_schema(PG_URL, isolated_store.unique_name(prefix)) as url:
         yield url
 

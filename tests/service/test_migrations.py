@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +10,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
-from service_helpers import PG_URL, unavailable
+from service_helpers import private_schema
 
 from service.app import create_app, run_server
 from service.auth import create_key
@@ -23,24 +22,8 @@ from service.settings import Settings
 @pytest.fixture
 def empty_pg() -> Iterator[Settings]:
     """Settings on a brand-new, empty Postgres schema."""
-    admin = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc.orig}")
-    schema = f"pasrec_empty_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield Settings(
-            database_url=url.render_as_string(hide_password=False), redis_url=None, _env_file=None
-        )
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with private_schema("pasrec_empty") as url:
+        yield Settings(database_url=url, redis_url=None, _env_file=None)
 
 
 def test_migrations_build_exactly_the_models(base_settings: Settings) -> None:
