@@ -101,7 +101,10 @@ class LogNormalMixtureHead(nn.Module):
 
     def cdf(self, params, gap_days: torch.Tensor) -> torch.Tensor:
         """Calibrated P(gap <= g) for ``gap_days`` of shape [B] or [B, G] (a grid per row)."""
-        raw = self.raw_cdf(params, gap_days)
+        return self.calibrate(self.raw_cdf(params, gap_days))
+
+    def calibrate(self, raw: torch.Tensor) -> torch.Tensor:
+        """The recalibration map applied to raw mixture probabilities (identity without one)."""
         levels = self.config.tpp_calibration
         if not levels:
             return raw

@@ -129,8 +129,9 @@ def model_toi(
             median = model.tpp.quantile(params, 0.5).floor().cpu().numpy()
             medians.append(part.days[:, -1] + median)
             windows.append(part.days[:, -1] + model.tpp.window_point(params, 7).cpu().numpy())
-            pit.append(model.tpp.cdf(params, gap).cpu().numpy())
-            raw_pit.append(model.tpp.raw_cdf(params, gap).cpu().numpy())
+            raw = model.tpp.raw_cdf(params, gap)
+            raw_pit.append(raw.cpu().numpy())
+            pit.append(model.tpp.calibrate(raw).cpu().numpy())
     cos = np.concatenate(cosines)
     out: dict[str, Any] = {
         "decoded_days": np.concatenate(decoded),
