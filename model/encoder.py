@@ -52,6 +52,27 @@ class CausalTransformer(nn.Module):
         hidden = self.blocks(self.dropout(inputs) * keep, mask=mask)
         return self.norm(hidden) * keep
 
+    def last(self, items: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """The last slot's output [B, d], equal to ``forward(...)[:, -1]``.
+
+        Models that read only the last slot skip the last block's query, attention output and
+        feed-forward work for the other slots: at L = 10 that is most of a one-block encoder.
+        """
+        mask = attention_mask(items, self.causal).repeat_interleave(self.heads, dim=0)
+        keep = (items != 0).unsqueeze(-1).to(inputs.dtype)
+        hidden = self.dropout(inputs) * keep
+        *earlier, final = self.blocks.layers
+        for layer in earlier:
+            hidden = layer(hidden, src_mask=mask)
+        keys = final.norm1(hidden)
+        attended = final.self_attn(
+            keys[:, -1:], keys, keys, attn_mask=mask[:, -1:], need_weights=False
+        )[0]
+        state = hidden[:, -1:] + final.dropout1(attended)
+        expanded = final.dropout(final.activation(final.linear1(final.norm2(state))))
+        state = state + final.dropout2(final.linear2(expanded))
+        return (self.norm(state) * keep[:, -1:]).squeeze(1)
+
 
 class GRUEncoder(nn.Module):
     """GRU4Rec's recurrent encoder; left padding keeps the last slot the latest item."""

@@ -107,7 +107,7 @@ class DiffusionRecommender(Recommender):
         return self.config.toi
 
     def user_state(self, batch: Batch) -> torch.Tensor:
-        return self.encoder(batch["items"], self.sequence_inputs(batch))[:, -1]
+        return self.encoder.last(batch["items"], self.sequence_inputs(batch))
 
     def toi_from_state(self, user: torch.Tensor, batch: Batch) -> torch.Tensor:
         last = self.time_encoding(batch["times"][:, -1:]).squeeze(1)

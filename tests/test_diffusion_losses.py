@@ -1,6 +1,8 @@
+import pytest
 import torch
 
 from model.config import preset
+from model.encoder import CausalTransformer
 from model.losses import bpr_loss, reconstruction_error
 from model.recommenders import build_model
 
@@ -123,3 +125,20 @@ def test_ablations_are_configurations():
     assert dream.lam == 1.0 and dream.recon_loss == "l2"
     te = build_model(preset("pasrec-te", n_items=12, hidden=16, history_length=4))
     assert te.time_encoding.uses_time and not te.has_toi
+
+
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_last_slot_path_equals_the_full_encoder(blocks):
+    config = preset("preferdiff", n_items=50, hidden=32, blocks=blocks)
+    encoder = CausalTransformer(config).eval()
+    torch.manual_seed(0)
+    items = torch.randint(0, 50, (16, 10))
+    items[:, -1] = torch.randint(1, 50, (16,))
+    items[0] = 0  # an empty history: its state must stay zero on both paths
+    inputs = torch.randn(16, 10, 32)
+    with torch.no_grad():
+        full = encoder(items, inputs)[:, -1]
+        last = encoder.last(items, inputs)
+    assert torch.allclose(full, last, atol=1e-5)
+    assert last[0].abs().max() == 0
+    assert last[1:].abs().max() > 0.1

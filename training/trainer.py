@@ -161,7 +161,11 @@ def train(
         # Other ranks draw their own diffusion noise and condition dropout; rank 0 keeps the
         # single-process stream. The initial weights stay rank 0's (DDP broadcasts them).
         torch.manual_seed(cfg.seed + 104_729 * world.rank)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # The fused kernel updates each parameter in one pass: on CPU the unfused update of the
+    # item table alone cost about a sixth of a diffusion training step at d=512.
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
+    )
     # The same seed on every rank: the same permutation, cut into disjoint shards.
     generator = np.random.default_rng(cfg.seed)
     if cfg.valid_limit is not None and cfg.valid_limit < len(valid_samples):
