@@ -22,6 +22,7 @@ import torch
 from model.batching import make_batch
 from model.recommenders import build_model
 from training.pipeline import DataOptions, machine_description, model_config, prepare_data
+from training.trainer import make_optimizer
 
 
 def sync(device: torch.device) -> None:
@@ -30,7 +31,7 @@ def sync(device: torch.device) -> None:
 
 
 def train_speed(model, split, normalizer, device, steps: int, batch_size: int) -> dict:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    optimizer = make_optimizer(model, lr=3e-4, weight_decay=0.0)
     model.train()
     rng = np.random.default_rng(0)
     timings = []
