@@ -120,7 +120,9 @@ def run_replay(
     }
     if "passive" in strategies:
         pushes["passive"] = runs[timed[0]].passive
-    return summarise(opts, data, checkpoint, ckpt.name, later, runs, pushes, store)
+    known = set(ckpt.item_vocab)
+    known_share = 100.0 * sum(item in known for _, item, _ in later) / max(len(later), 1)
+    return summarise(opts, data, checkpoint, ckpt.name, later, known_share, runs, pushes, store)
 
 
 def summarise(
@@ -129,6 +131,7 @@ def summarise(
     checkpoint: Path,
     model_name: str,
     later: list[tuple[str, str, float]],
+    known_share: float,
     runs: dict[str, RunResult],
     pushes: dict[str, list[PushRecord]],
     store: ReplayStore,
@@ -149,6 +152,8 @@ def summarise(
         "cutoff_iso": datetime.fromtimestamp(data.cutoff, UTC).isoformat(),
         "users": users,
         "later_events": len(later),
+        # No push can name an item the checkpoint never saw: the ceiling on push relevance.
+        "later_events_known_item": known_share,
         "weeks": weeks,
         "k": opts.k,
         "checkpoint": str(checkpoint),

@@ -16,7 +16,9 @@ import redis
 import sqlalchemy as sa
 from service_helpers import PG_URL
 
+from model.checkpoint import load_checkpoint
 from training.replay import ReplayOptions, run_replay
+from training.replay_data import load_replay_data
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +64,16 @@ def test_replay_delivers_every_push_exactly_once(embedded: tuple[Path, dict]) ->
         assert (out / name).is_file(), name
     saved = json.loads((out / "replay.json").read_text())
     assert saved["windows"]["7d"]["fixed"]["pushes"] == table["fixed"]["pushes"]
+    vocab = set(load_checkpoint(result["checkpoint"], "cpu").item_vocab)
+    later = load_replay_data(result["data"], result["cutoff"]).later_events()
+    known = sum(item in vocab for _, item, _ in later)
+    assert result["later_events"] == len(later)
+    # Items first seen after the cutoff exist in this slice, so the ceiling is below 100 %.
+    assert 0 < known < len(later)
+    assert result["later_events_known_item"] == pytest.approx(100.0 * known / len(later))
+    assert f"{100.0 * known / len(later):.1f}% on items the checkpoint knows" in (
+        out / "replay.md"
+    ).read_text()
 
 
 def _schemas(names: list[str]) -> list[str]:
