@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from training.replay_scoring import PushRecord, Timelines, score_push, score_pushes
+from training.replay_scoring import (
+    PushRecord,
+    Timelines,
+    score_push,
+    score_pushes,
+    wilson_interval,
+)
 
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -63,6 +69,13 @@ def test_aggregate_counts_and_censoring() -> None:
     assert out["timely"] == pytest.approx(50.0)  # 2 of 4
     assert out["spam"] == pytest.approx(50.0)
     assert out["HR@10"] == pytest.approx(25.0)  # 1 of 4
+    assert out["hits"] == 1
+    # Wilson 95% intervals: 2 of 4 -> 0.5 +- 1.96 sqrt(1/16 + 1.96^2/64) / (1 + 1.96^2/4)
+    half = 1.96 * math.sqrt(1 / 16 + 1.96**2 / 64) / (1 + 1.96**2 / 4)
+    assert out["timely_ci95"] == pytest.approx((100 * (0.5 - half), 100 * (0.5 + half)))
+    assert out["timely_ci95"] == pytest.approx((15.00, 85.00), abs=0.01)
+    low, high = out["HR@10_ci95"]
+    assert 0 < low < 25.0 < high < 100
     # Only alice's first push has gain: 1 hit of 2 relevant (a, b) at rank 1 ->
     # 1 / (1 + 1/log2(3)); the mean over 4 pushes, in %.
     assert out["NDCG@10"] == pytest.approx(100 * (1 / (1 + 1 / math.log2(3))) / 4)
@@ -74,3 +87,13 @@ def test_aggregate_counts_and_censoring() -> None:
 def test_no_pushes() -> None:
     out = score_pushes([], TIMELINES, WEEK, 10, data_end=28 * DAY, users=3, weeks=4.0)
     assert out["judged"] == 0 and out["timely"] is None and out["pushes_per_user_week"] == 0.0
+    assert out["timely_ci95"] is None and out["HR@10_ci95"] is None
+
+
+def test_wilson_interval_at_the_edges() -> None:
+    # No hits in 1,478 pushes still leaves a non-empty interval: up to 0.26 %.
+    low, high = wilson_interval(0, 1478)
+    assert low == pytest.approx(0.0, abs=1e-9) and high == pytest.approx(0.2593, abs=1e-3)
+    low, high = wilson_interval(10, 10)
+    assert high == pytest.approx(100.0) and low == pytest.approx(72.25, abs=0.01)
+    assert wilson_interval(0, 0) is None

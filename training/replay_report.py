@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from training.replay_scoring import PushRecord  # noqa: E402
 
 DAY = 86400.0
-COLUMNS = ("pushes", "judged", "timely", "spam", "HR@{k}", "NDCG@{k}", "median_lead_days",
-           "pushes_per_user_week", "spam_per_user_week")  # fmt: skip
+COLUMNS = ("pushes", "judged", "timely", "timely_ci95", "spam", "hits", "HR@{k}",
+           "HR@{k}_ci95", "NDCG@{k}", "median_lead_days", "pushes_per_user_week",
+           "spam_per_user_week")  # fmt: skip
 
 
 def _cell(value: Any) -> str:
@@ -24,6 +25,8 @@ def _cell(value: Any) -> str:
         return "–"
     if isinstance(value, float):
         return f"{value:.2f}"
+    if isinstance(value, (list, tuple)):  # an interval
+        return "–".join(f"{v:.2f}" for v in value)
     return str(value)
 
 
@@ -88,7 +91,8 @@ def plot_timeline(
 
 def plot_tradeoff(windows: Mapping[str, Mapping[str, Mapping[str, Any]]], k: int,
                   path: Path) -> None:  # fmt: skip
-    """Timeliness (x) against relevance HR@K (y): a colour per strategy, a marker per window."""
+    """Timeliness (x) against relevance HR@K (y) with their 95% intervals: a colour per
+    strategy, a marker per window."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     colours: dict[str, Any] = {}
     for marker, (window, rows) in zip("os^D", windows.items(), strict=False):
@@ -96,8 +100,10 @@ def plot_tradeoff(windows: Mapping[str, Mapping[str, Mapping[str, Any]]], k: int
             colour = colours.setdefault(strategy, f"C{len(colours)}")
             if row["timely"] is None:
                 continue
-            ax.scatter(row["timely"], row[f"HR@{k}"], marker=marker, s=60, color=colour,
-                       label=f"{strategy}, {window}")  # fmt: skip
+            x, y = row["timely"], row[f"HR@{k}"]
+            ax.errorbar(x, y, xerr=_error_bar(x, row["timely_ci95"]),
+                        yerr=_error_bar(y, row[f"HR@{k}_ci95"]), fmt=marker, markersize=7,
+                        color=colour, capsize=3, label=f"{strategy}, {window}")  # fmt: skip
     ax.set_xlabel("timely pushes (%)")
     ax.set_ylabel(f"HR@{k} of pushes (%)")
     ax.set_title("Timeliness vs relevance by strategy and window")
@@ -106,6 +112,12 @@ def plot_tradeoff(windows: Mapping[str, Mapping[str, Mapping[str, Any]]], k: int
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _error_bar(value: float, interval: Sequence[float]) -> list[list[float]]:
+    """matplotlib's [[below], [above]] distances of an interval around its point (clipped at
+    0: at a share of 100% the bound may fall an ulp below the point)."""
+    return [[max(0.0, value - interval[0])], [max(0.0, interval[1] - value)]]
 
 
 def write_outputs(result: dict[str, Any], out: Path) -> None:

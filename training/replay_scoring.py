@@ -8,6 +8,8 @@ A push at time `p` to user `u` with items `r_1..r_K`, judged over a window `w`:
 * **relevant**: HR@K, whether some `r_i` is among the items `u` interacts with in
   `[p, p + w]`; NDCG@K with those items as the relevant set (binary gains, ideal DCG over
   `min(K, number of relevant items)`);
+* **95% intervals** (Wilson score) of the timely share and of HR@K: with a few thousand
+  pushes and hit rates under 1%, two strategies' rates often differ by less than the noise;
 * **pushes per user per week**: delivered pushes / users / weeks of the replay, and the same
   rate for spam pushes (a push that is not timely), which a spam rate in % alone hides.
 
@@ -76,6 +78,18 @@ def score_push(push: PushRecord, timelines: Timelines, window_s: float, k: int) 
     return PushScore(True, dcg > 0, dcg / ideal, taken[0].at - push.at)
 
 
+def wilson_interval(count: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval of a share count / n, in %; it stays inside [0, 100] and is
+    not empty at zero hits, where the normal approximation fails."""
+    if n == 0:
+        return None
+    share = count / n
+    denominator = 1 + z * z / n
+    centre = (share + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / denominator
+    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+
+
 def score_pushes(
     pushes: Sequence[PushRecord],
     timelines: Timelines,
@@ -98,17 +112,22 @@ def score_pushes(
     def pct(count: float) -> float | None:
         return None if n == 0 else 100.0 * count / n
 
+    timely = sum(s.timely for s in scores)
+    hits = sum(s.hit for s in scores)
     return {
         "pushes": len(pushes),
         "judged": n,
         "censored": len(pushes) - n,
-        "timely": pct(sum(s.timely for s in scores)),
-        "spam": pct(sum(not s.timely for s in scores)),
-        f"HR@{k}": pct(sum(s.hit for s in scores)),
+        "timely": pct(timely),
+        "timely_ci95": wilson_interval(timely, n),
+        "spam": pct(n - timely),
+        "hits": hits,
+        f"HR@{k}": pct(hits),
+        f"HR@{k}_ci95": wilson_interval(hits, n),
         f"NDCG@{k}": pct(sum(s.ndcg for s in scores)),
         "median_lead_days": None if not leads else _median(leads) / 86400.0,
         "pushes_per_user_week": rate(len(pushes)),
-        "spam_per_user_week": rate(sum(not s.timely for s in scores)),
+        "spam_per_user_week": rate(n - timely),
     }
 
 
