@@ -122,6 +122,10 @@ def test_tiny_grid_writes_a_table_and_resumes_only_the_missing_cell(tmp_path, mo
     summary = json.loads((tmp_path / "table3_ml-100k.json").read_text())
     assert summary["outcomes"] == {"popularity/seed0": "done", "tisasrec/seed0": "done"}
     assert summary["summary"]["tisasrec"]["epochs_run"] == [1]
+    # Popularity trains nothing, so only TiSASRec has a validation curve.
+    assert summary["curves"] == {"file": "table3_ml-100k_curves.png",
+                                 "cells": ["tisasrec/seed0"]}  # fmt: skip
+    assert (tmp_path / "table3_ml-100k_curves.png").stat().st_size > 1000
 
     # Interrupted grid: one cell lost its result. Only that cell runs again.
     kept = tmp_path / "tisasrec" / "seed0" / "results.json"

@@ -33,6 +33,31 @@ def plot_training_curves(history: list[dict[str, float]], path: str | Path, titl
     return path
 
 
+def plot_validation_curves(
+    curves: dict[str, list[tuple[float, float]]], path: str | Path, metric: str, title: str
+) -> Path:
+    """One validation curve per run (label "method/seedN"): a colour per method, a line style
+    per seed, so that seeds of one method read as one band."""
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    colours: dict[str, str] = {}
+    styles = ["-", "--", ":", "-."]
+    for label, points in curves.items():
+        method, _, seed = label.rpartition("/seed")
+        colour = colours.setdefault(method, f"C{len(colours)}")
+        style = styles[int(seed) % len(styles)] if seed.isdigit() else "-"
+        ax.plot([p[0] for p in points], [p[1] for p in points], style, color=colour, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {metric} (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_error_distributions(errors: dict[str, list[float]], path: str | Path, title: str) -> Path:
     """Histogram of absolute ToI errors in days, one line per predictor."""
     path = Path(path)

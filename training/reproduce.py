@@ -23,6 +23,8 @@ from tqdm.auto import tqdm
 
 from training.paper_tables import HYPER_PARAMETERS, METRICS
 from training.paper_tables import TABLES as PAPER
+from training.plots import plot_validation_curves
+from training.trainer import TrainConfig
 
 # The PreferDiff family gets ``hidden``; every other method (SASRec, GRU4Rec, BERT4Rec,
 # TiSASRec, MEANTIME, DiffuRec, popularity) ``baseline_hidden``.
@@ -62,6 +64,8 @@ ROW_NOTES = {
     "7": " Rows: Base = PreferDiff (positions), +TE = the tuned real-time encoding, +TE+TP = "
     "with the ToI module (PASRec).",
 }
+# The curves show what the cells early-stop on.
+CURVE_METRIC = TrainConfig().val_metric
 SPLIT_OF_TABLE = {"3": "loo", "4": "811"}
 
 
@@ -194,12 +198,35 @@ def markdown_table(spec: GridSpec, summary: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def validation_curves(spec: GridSpec, metric: str) -> dict[str, list[tuple[float, float]]]:
+    """Each trained cell's validation ``metric`` per epoch, from its ``train_log.jsonl``."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for row in rows(spec):
+        for seed in range(spec.seeds):
+            log = cell_dir(spec, row, seed) / "train_log.jsonl"
+            if not log.is_file():
+                continue  # popularity trains nothing; a cell may not have run yet
+            records = [json.loads(line) for line in log.read_text().splitlines() if line]
+            points = [(r["epoch"], r[f"valid_{metric}"]) for r in records
+                      if f"valid_{metric}" in r]  # fmt: skip
+            if points:
+                curves[f"{row.label}/seed{seed}"] = points
+    return curves
+
+
 def reproduce(spec: GridSpec) -> str:
     spec.out.mkdir(parents=True, exist_ok=True)
     outcomes = run_grid(spec)
     summary = collect(spec)
     table = markdown_table(spec, summary)
-    (spec.out / f"table{spec.table}_{spec.name}.md").write_text(table)
-    (spec.out / f"table{spec.table}_{spec.name}.json").write_text(
-        json.dumps({"outcomes": outcomes, "summary": summary}, indent=2))
+    stem = f"table{spec.table}_{spec.name}"
+    (spec.out / f"{stem}.md").write_text(table)
+    curves = validation_curves(spec, CURVE_METRIC)
+    if curves:
+        plot_validation_curves(curves, spec.out / f"{stem}_curves.png", CURVE_METRIC,
+                               f"Table {spec.table}, {spec.name}: validation per epoch")
+    (spec.out / f"{stem}.json").write_text(json.dumps(
+        {"outcomes": outcomes, "summary": summary,
+         "curves": {"file": f"{stem}_curves.png" if curves else None, "cells": list(curves)}},
+        indent=2))  # fmt: skip
     return table
