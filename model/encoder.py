@@ -45,12 +45,18 @@ class CausalTransformer(nn.Module):
         self.heads = config.heads
         self.causal = causal
 
-    def forward(self, items: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """All positions' outputs [B, L, d]; ``inputs`` = item embedding + time encoding."""
+    def _prepare(
+        self, items: torch.Tensor, inputs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(dropped-out inputs with padding zeroed, per-head attention mask, padding keep)."""
         mask = attention_mask(items, self.causal).repeat_interleave(self.heads, dim=0)
         keep = (items != 0).unsqueeze(-1).to(inputs.dtype)
-        hidden = self.blocks(self.dropout(inputs) * keep, mask=mask)
-        return self.norm(hidden) * keep
+        return self.dropout(inputs) * keep, mask, keep
+
+    def forward(self, items: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """All positions' outputs [B, L, d]; ``inputs`` = item embedding + time encoding."""
+        hidden, mask, keep = self._prepare(items, inputs)
+        return self.norm(self.blocks(hidden, mask=mask)) * keep
 
     def last(self, items: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """The last slot's output [B, d], equal to ``forward(...)[:, -1]``.
@@ -58,9 +64,7 @@ class CausalTransformer(nn.Module):
         Models that read only the last slot skip the last block's query, attention output and
         feed-forward work for the other slots: at L = 10 that is most of a one-block encoder.
         """
-        mask = attention_mask(items, self.causal).repeat_interleave(self.heads, dim=0)
-        keep = (items != 0).unsqueeze(-1).to(inputs.dtype)
-        hidden = self.dropout(inputs) * keep
+        hidden, mask, keep = self._prepare(items, inputs)
         *earlier, final = self.blocks.layers
         for layer in earlier:
             hidden = layer(hidden, src_mask=mask)

@@ -205,11 +205,11 @@ def validation_curves(spec: GridSpec, metric: str) -> dict[str, list[tuple[float
         for seed in range(spec.seeds):
             log = cell_dir(spec, row, seed) / "train_log.jsonl"
             if not log.is_file():
-                continue  # popularity trains nothing; a cell may not have run yet
+                continue  # the cell has not run yet
             records = [json.loads(line) for line in log.read_text().splitlines() if line]
             points = [(r["epoch"], r[f"valid_{metric}"]) for r in records
                       if f"valid_{metric}" in r]  # fmt: skip
-            if points:
+            if points:  # popularity's log is empty: it trains nothing
                 curves[f"{row.label}/seed{seed}"] = points
     return curves
 
