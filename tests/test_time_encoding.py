@@ -1,10 +1,12 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from model.config import ModelConfig
 from model.time_encoding import TimeEncoding
+from training.encoding_resolution import history_similarity, similarity_by_gap
 
 
 def encoder(kind: str, hidden: int = 4, **kw) -> TimeEncoding:
@@ -55,3 +57,30 @@ def test_position_ignores_time_but_not_slot():
 def test_real_time_encodings_accept_future_times(kind):
     out = encoder(kind)(torch.tensor([[1.7, 25.0]]))
     assert torch.isfinite(out).all()
+
+
+def _rff_cosine(enc: TimeEncoding, gap: float) -> float:
+    """cos([cos a, sin a], [cos a', sin a']) = mean_k cos(a_k - a'_k) for RFF, any t."""
+    return sum(math.cos(2 * math.pi * b * gap) for b in enc.rff_freqs.tolist()) / len(enc.rff_freqs)
+
+
+def test_similarity_by_gap_is_the_rff_closed_form():
+    enc = encoder("rff", hidden=8, rff_sigma=50.0, seed=1)
+    span = 1000.0
+    got = similarity_by_gap(enc, np.array([0.1, 0.4, 0.9]), span, [7.0, 30.0])
+    assert got[7.0] == pytest.approx(_rff_cosine(enc, 7 / span), abs=1e-5)
+    assert got[30.0] == pytest.approx(_rff_cosine(enc, 30 / span), abs=1e-5)
+
+
+def test_history_similarity_skips_padding_and_single_items():
+    enc = encoder("rff", hidden=8, rff_sigma=50.0, seed=1)
+    t, g = 0.5, 0.01
+    # Padded slots hold time 0: were they counted, pairs with time 0 would enter both figures.
+    times = np.array([[0.0, t, t + g], [0.0, t, t + g], [t, t + g, t + 2 * g], [0.0, 0.0, t]])
+    valid = np.array([[False, True, True], [False, True, True], [True, True, True],
+                      [False, False, True]])  # fmt: skip
+    got = history_similarity(enc, times, valid)
+    # Consecutive pairs: all four are g apart. First vs last: g, g, 2g (the single item skipped).
+    assert got["adjacent_median"] == pytest.approx(_rff_cosine(enc, g), abs=1e-5)
+    assert got["first_last_median"] == pytest.approx(_rff_cosine(enc, g), abs=1e-5)
+    assert _rff_cosine(enc, 2 * g) != pytest.approx(_rff_cosine(enc, g), abs=1e-3)

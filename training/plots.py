@@ -74,3 +74,24 @@ def plot_error_distributions(errors: dict[str, list[float]], path: str | Path, t
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_similarity_by_gap(curves: dict[str, dict[float, float]], path: str | Path,
+                           title: str) -> Path:  # fmt: skip
+    """Cosine between the encodings of two moments against the days between them, one line
+    per encoding: where a line stays near 1, the encoding cannot tell those moments apart."""
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, points in curves.items():
+        gaps = sorted(points)
+        ax.plot(gaps, [points[g] for g in gaps], marker=".", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("days between the two moments")
+    ax.set_ylabel("mean cosine of their encodings")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
