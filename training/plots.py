@@ -10,6 +10,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _save(fig, ax, path: str | Path, title: str, xlabel: str, ylabel: str,
+          legend_size: int | None = None, grid: bool = True) -> Path:  # fmt: skip
+    """The finish every one-axis figure shares: labels, title, legend, PNG."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if grid:
+        ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_training_curves(history: list[dict[str, float]], path: str | Path, title: str) -> Path:
     """Training losses (left) and validation metrics (right) per epoch."""
     path = Path(path)
@@ -38,7 +53,6 @@ def plot_validation_curves(
 ) -> Path:
     """One validation curve per run (label "method/seedN"): a colour per method, a line style
     per seed, so that seeds of one method read as one band."""
-    path = Path(path)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     colours: dict[str, str] = {}
     styles = ["-", "--", ":", "-."]
@@ -47,51 +61,28 @@ def plot_validation_curves(
         colour = colours.setdefault(method, f"C{len(colours)}")
         style = styles[int(seed) % len(styles)] if seed.isdigit() else "-"
         ax.plot([p[0] for p in points], [p[1] for p in points], style, color=colour, label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"validation {metric} (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title, "epoch", f"validation {metric} (%)", legend_size=7)
 
 
 def plot_error_distributions(errors: dict[str, list[float]], path: str | Path, title: str) -> Path:
     """Histogram of absolute ToI errors in days, one line per predictor."""
-    path = Path(path)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     bins = [0, 1, 2, 4, 7, 14, 30, 60, 120, 240, 365, 730, 1500]
     for name, values in errors.items():
         ax.hist(values, bins=bins, histtype="step", linewidth=1.6, label=name, density=False)
     ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlabel("|predicted - true| next-interaction time (days)")
-    ax.set_ylabel("test users")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title, "|predicted - true| next-interaction time (days)",
+                 "test users", grid=False)  # fmt: skip
 
 
 def plot_similarity_by_gap(curves: dict[str, dict[float, float]], path: str | Path,
                            title: str) -> Path:  # fmt: skip
     """Cosine between the encodings of two moments against the days between them, one line
     per encoding: where a line stays near 1, the encoding cannot tell those moments apart."""
-    path = Path(path)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, points in curves.items():
         gaps = sorted(points)
         ax.plot(gaps, [points[g] for g in gaps], marker=".", label=label)
     ax.set_xscale("log")
-    ax.set_xlabel("days between the two moments")
-    ax.set_ylabel("mean cosine of their encodings")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title, "days between the two moments",
+                 "mean cosine of their encodings", legend_size=8)  # fmt: skip
