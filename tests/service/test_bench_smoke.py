@@ -117,3 +117,13 @@ def test_dispatcher_smoke(tiny_checkpoint: Path, tmp_path: Path) -> None:
     assert [run["workers"] for run in report["runs"]] == [1, 2]
     assert all(run["losses"] == 0 for run in report["runs"])  # delivery, not speed
     assert "machine" in done.stdout
+
+
+def test_time_encoding_resolution_smoke(ml100k: Path, tmp_path: Path) -> None:
+    table = _run([sys.executable, "bench/time_encoding_resolution.py", "--data", str(ml100k),
+                  "--hidden", "16", "--out", str(tmp_path / "resolution")])  # fmt: skip
+    report = json.loads((tmp_path / "resolution.json").read_text())["results"]
+    assert list(report)[:3] == ["sinusoidal", "gaussian sigma 0.05", "rff sigma 1"]
+    # On a ~200-day span one day barely turns RFF sigma 1 (~0.03 rad per unit frequency).
+    assert report["rff sigma 1"]["by_gap"]["1.0"] > 0.99
+    assert (tmp_path / "resolution.png").stat().st_size > 0 and "| rff sigma 100 |" in table
