@@ -3,7 +3,8 @@
 On real data (the test histories of a LOO split, times normalised by the training span as
 the models see them): the mean cosine between TE(t) and TE(t + g days) for several gaps, the
 median cosine between consecutive items of a history and between its first and last item.
-No training; seconds on MovieLens, minutes on Beauty. Writes JSON, a Markdown table and a PNG of cosine against gap.
+No training; seconds on MovieLens, minutes on Beauty. Writes JSON, a Markdown table and a
+PNG of cosine against gap.
 
     python bench/time_encoding_resolution.py --data ../shared/data/beauty --name Beauty \
         --out docs/results/time_encoding_resolution
