@@ -150,7 +150,7 @@ def _probe(report: Path) -> None:
             "max_diff_after_training": after_training,
             "max_diff_after_unsynced_step": unsynced,
         }))  # fmt: skip
-    shutdown()
+    shutdown(collective=True)
 
 
 if __name__ == "__main__":

@@ -61,10 +61,14 @@ def init_from_env(device: str) -> tuple[World, str]:
     return current_world(), device
 
 
-def shutdown() -> None:
-    # No barrier: after training the ranks share no more collectives, and a rank leaving on
-    # an error must not wait for peers that will never arrive.
+def shutdown(collective: bool) -> None:
+    """Leave the process group. ``collective`` (the success path): every rank waits for the
+    others first, so no rank tears down gloo while a peer still holds its connection (a rank
+    leaving early was seen to abort in the C++ teardown). A rank leaving on an error passes
+    False: it must not wait for peers that may never arrive."""
     if dist.is_available() and dist.is_initialized():
+        if collective:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -111,9 +111,12 @@ def run_training(
             Path(out_dir).mkdir(parents=True, exist_ok=True)
         result = _train_and_save(data_opts, model_name, model_overrides, train_cfg, out_dir,
                                  dataset_name, world)  # fmt: skip
-    finally:
+    except BaseException:
         if distributed:
-            shutdown()
+            shutdown(collective=False)
+        raise
+    if distributed:
+        shutdown(collective=True)
     return result
 
 
