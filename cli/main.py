@@ -74,7 +74,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     overrides = {name: getattr(args, name) for name in MODEL_FLAGS}
     overrides.update(
-        time_encoding=args.time_encoding, recon_loss=args.recon_loss, sasrec_loss=args.sasrec_loss
+        time_encoding=args.time_encoding,
+        recon_loss=args.recon_loss,
+        sasrec_loss=args.sasrec_loss,
+        diffusion_slots=args.diffusion_slots,
     )
     if args.toi_head:
         overrides["toi_head"] = args.toi_head
@@ -140,6 +143,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         seeds=args.seeds, out=Path(args.out), split=split,
         jobs=args.jobs, device=args.device, hidden=args.hidden,
         baseline_hidden=args.baseline_hidden, epochs=args.epochs, max_minutes=args.max_minutes,
+        diffusion_slots=args.diffusion_slots,
         extra=[] if args.lr is None else ["--lr", str(args.lr)],
     )
     print(reproduce(spec))
@@ -166,6 +170,12 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--epochs", type=int, default=200)
     rep.add_argument("--max-minutes", type=float, help="wall-time budget per cell")
     rep.add_argument("--lr", type=float, help="learning rate of every cell (default: train's)")
+    rep.add_argument(
+        "--diffusion-slots",
+        choices=("last", "every"),
+        default="last",
+        help="slots the diffusion models train on (see train --diffusion-slots)",
+    )
     rep.add_argument("--out", required=True)
     rep.set_defaults(handler=cmd_reproduce)
 
@@ -181,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--toi-head", choices=("none", "tpp"))
     train.add_argument("--recon-loss", choices=("cosine", "l2"))
     train.add_argument("--sasrec-loss", choices=("ce", "bce"))
+    train.add_argument(
+        "--diffusion-slots",
+        choices=("last", "every"),
+        help="diffusion models: train the last slot only (PreferDiff) or every slot (as SASRec)",
+    )
     for name, kind in MODEL_FLAGS.items():
         train.add_argument("--" + name.replace("_", "-"), type=kind)
     train.add_argument("--epochs", type=int, default=100)

@@ -44,6 +44,10 @@ class ModelConfig:
     bpr_scale: float = 5.0
     recon_loss: str = "cosine"
     p_uncond: float = 0.1
+    # Which encoder slots the diffusion losses train: "last" (PreferDiff: one target per
+    # sample) or "every" (each history slot denoises the item that follows it, as SASRec's
+    # cross-entropy trains every slot; the ToI loss then targets each next item's time).
+    diffusion_slots: str = "last"
     diffusion_steps: int = 2000
     beta_start: float = 1e-4
     beta_end: float = 0.02
@@ -72,6 +76,10 @@ class ModelConfig:
             raise ValueError("toi_head='tpp' needs the ToI module (toi=True)")
         if self.recon_loss not in ("cosine", "l2"):
             raise ValueError(f"recon_loss must be 'cosine' or 'l2', got {self.recon_loss!r}")
+        if self.diffusion_slots not in ("last", "every"):
+            raise ValueError(
+                f"diffusion_slots must be 'last' or 'every', got {self.diffusion_slots!r}"
+            )
         if self.sasrec_loss not in ("ce", "bce"):
             raise ValueError(f"sasrec_loss must be 'ce' or 'bce', got {self.sasrec_loss!r}")
         if self.hidden % 2 or self.hidden % self.heads:

@@ -109,22 +109,22 @@ class DiffusionRecommender(Recommender):
     def user_state(self, batch: Batch) -> torch.Tensor:
         return self.encoder.last(batch["items"], self.sequence_inputs(batch))
 
-    def toi_from_state(self, user: torch.Tensor, batch: Batch) -> torch.Tensor:
-        last = self.time_encoding(batch["times"][:, -1:]).squeeze(1)
-        return self.toi_module(user, last)
+    def toi_from_state(self, user: torch.Tensor, last_times: torch.Tensor) -> torch.Tensor:
+        """tau_hat from user states [N, d] and the times [N] of their latest visits."""
+        return self.toi_module(user, self.time_encoding(last_times.unsqueeze(-1)).squeeze(1))
 
     def predict_toi(self, batch: Batch) -> torch.Tensor | None:
         if not self.config.toi:
             return None
-        return self.toi_from_state(self.user_state(batch), batch)
+        return self.toi_from_state(self.user_state(batch), batch["times"][:, -1])
 
     def condition(
-        self, user: torch.Tensor, batch: Batch, at: torch.Tensor | None
+        self, user: torch.Tensor, last_times: torch.Tensor, at: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """g'_u and tau_hat; ``at`` (normalised, NaN = use the prediction) overrides the ToI."""
         if not self.config.toi:
             return user, None
-        predicted = self.toi_from_state(user, batch)
+        predicted = self.toi_from_state(user, last_times)
         # The fusion sees tau_hat without its gradient: the ToI module learns only from L_ToI,
         # so eta weighs the two objectives cleanly (eta=1 leaves M_phi untouched).
         toi_encoding = predicted.detach()
@@ -134,15 +134,30 @@ class DiffusionRecommender(Recommender):
             toi_encoding = torch.where(use_given, given, toi_encoding)
         return self.fusion(user, toi_encoding), predicted
 
+    def training_rows(
+        self, batch: Batch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(user states [N, d], their latest visit times, target items, target times, the
+        last slot's state [B, d]): one row per sample, or one per non-padded slot."""
+        if self.config.diffusion_slots == "last":
+            user = self.user_state(batch)
+            return user, batch["times"][:, -1], batch["target"], batch["target_time"], user
+        items, times = batch["items"], batch["times"]
+        states = self.encoder(items, self.sequence_inputs(batch))
+        valid = items != 0
+        targets = torch.cat((items[:, 1:], batch["target"].unsqueeze(1)), dim=1)
+        target_times = torch.cat((times[:, 1:], batch["target_time"].unsqueeze(1)), dim=1)
+        return states[valid], times[valid], targets[valid], target_times[valid], states[:, -1]
+
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
-        user = self.user_state(batch)
-        cond, predicted = self.condition(user, batch, None)
+        user, last_times, targets, target_times, last_user = self.training_rows(batch)
+        cond, predicted = self.condition(user, last_times, None)
         drop = torch.rand(cond.shape[0], 1, device=cond.device) < cfg.p_uncond
         cond = torch.where(drop, self.denoiser.null_like(cond), cond)
 
-        positive = self.items(batch["target"])
-        negative = in_batch_negative_centroid(batch["target"], positive)
+        positive = self.items(targets)
+        negative = in_batch_negative_centroid(targets, positive)
         steps = self.diffusion.sample_steps(positive.shape[0], positive.device)
         noise = torch.randn_like(positive)
         pos_pred = self.denoiser(self.diffusion.q_sample(positive, steps, noise), steps, cond)
@@ -153,12 +168,12 @@ class DiffusionRecommender(Recommender):
         parts = {"ioi": float(l_ioi.detach())}
         if predicted is None:
             return l_ioi, parts
-        true_encoding = self.time_encoding(batch["target_time"].unsqueeze(-1)).squeeze(1)
+        true_encoding = self.time_encoding(target_times.unsqueeze(-1)).squeeze(1)
         l_toi = toi_loss(predicted, true_encoding)
         total = cfg.eta * l_ioi + (1 - cfg.eta) * l_toi
         parts["toi"] = float(l_toi.detach())
         if cfg.toi_head == "tpp":
-            l_tpp = self.tpp.nll(user, batch, self.time_encoding)
+            l_tpp = self.tpp.nll(last_user, batch, self.time_encoding)
             total = total + l_tpp
             parts["tpp_nll"] = float(l_tpp.detach())
         return total, parts
@@ -173,7 +188,7 @@ class DiffusionRecommender(Recommender):
     @torch.no_grad()
     def generate(self, batch: Batch, at: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
         """The DDIM-denoised target embedding x_0 for each history."""
-        cond, _ = self.condition(self.user_state(batch), batch, at)
+        cond, _ = self.condition(self.user_state(batch), batch["times"][:, -1], at)
         cfg = self.config
         return self.diffusion.ddim(self.denoiser, cond, cfg.guidance, cfg.ddim_steps, seed)
 

@@ -26,7 +26,7 @@ def test_ddim_without_guidance_equals_the_conditional_path():
     batch = toy_batch()
     x0 = model.generate(batch)
     # Recompute the purely conditional DDIM by hand with the same seeded noise.
-    cond, _ = model.condition(model.user_state(batch), batch, None)
+    cond, _ = model.condition(model.user_state(batch), batch["times"][:, -1], None)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn((1, cond.shape[-1]), generator=generator).expand_as(cond)
     schedule = model.diffusion.ddim_schedule(10)
@@ -111,9 +111,9 @@ def test_conditioning_on_a_given_time_changes_the_recommendation_input():
     model = pasrec().eval()
     batch = toy_batch()
     user = model.user_state(batch)
-    predicted, _ = model.condition(user, batch, None)
+    predicted, _ = model.condition(user, batch["times"][:, -1], None)
     at = torch.tensor([float("nan"), 3.0, float("nan")])
-    given, _ = model.condition(user, batch, at)
+    given, _ = model.condition(user, batch["times"][:, -1], at)
     assert torch.allclose(predicted[0], given[0]) and torch.allclose(predicted[2], given[2])
     assert not torch.allclose(predicted[1], given[1])
 
@@ -142,3 +142,43 @@ def test_last_slot_path_equals_the_full_encoder(blocks):
     assert torch.allclose(full, last, atol=1e-5)
     assert last[0].abs().max() == 0
     assert last[1:].abs().max() > 0.1
+
+
+def test_every_slot_training_rows_are_the_prefix_samples():
+    """Each non-padded slot becomes one sample: the state of the history up to it (the same
+    as encoding that prefix alone), its time, and the following item and time as target."""
+    model = pasrec(diffusion_slots="every").eval()
+    batch = toy_batch()
+    with torch.no_grad():
+        user, last_times, targets, target_times, last_user = model.training_rows(batch)
+    assert targets.tolist() == [2, 3, 10, 5, 6, 7, 11, 9, 12]
+    expected_target_times = [0.2, 0.3, 0.35, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    assert torch.allclose(target_times, torch.tensor(expected_target_times))
+    assert torch.allclose(last_times, torch.tensor([0.1, 0.2, 0.3, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]))
+    # Row 5 is user 1 after items 4, 5: encode that prefix left-padded, on its own.
+    prefix = {"items": torch.tensor([[0, 0, 4, 5]]), "times": torch.tensor([[0, 0, 0.1, 0.2]])}
+    with torch.no_grad():
+        alone = model.user_state(prefix)
+        assert torch.allclose(user[4], alone[0], atol=1e-5)
+        assert torch.allclose(last_user, model.user_state(batch), atol=1e-5)
+    # The default trains one row per sample: the last slot.
+    single = pasrec().eval()
+    with torch.no_grad():
+        rows = single.training_rows(batch)
+    assert rows[2].tolist() == [10, 11, 12] and rows[0].shape == (3, 16)
+    # Every-slot training learns: the loss over those rows falls under a few steps of AdamW.
+    model.train()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    torch.manual_seed(0)
+    first = model.loss(batch)[0]
+    for _ in range(60):
+        optimiser.zero_grad()
+        loss = model.loss(batch)[0]
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < first.item()
+
+
+def test_diffusion_slots_is_validated():
+    with pytest.raises(ValueError, match="diffusion_slots"):
+        preset("pasrec", diffusion_slots="all")

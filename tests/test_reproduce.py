@@ -33,6 +33,16 @@ def test_new_baselines_get_the_baseline_size_and_no_preferdiff_tuning(tmp_path):
     assert flag(train_command(spec(tmp_path), Row("pasrec", "pasrec"), 0), "--hidden") == "512"
 
 
+def test_diffusion_slots_reach_the_diffusion_cells_only(tmp_path):
+    every = spec(tmp_path, diffusion_slots="every")
+    assert flag(train_command(every, Row("pasrec", "pasrec"), 0), "--diffusion-slots") == "every"
+    assert flag(train_command(spec(tmp_path), Row("dreamrec", "dreamrec"), 0),
+                "--diffusion-slots") == "last"  # fmt: skip
+    assert flag(train_command(every, Row("sasrec", "sasrec"), 0), "--diffusion-slots") is None
+    assert "every slot" in markdown_table(every, {})
+    assert "last slot" in markdown_table(spec(tmp_path), {})
+
+
 def last_flag(cmd: list[str], name: str) -> str:
     """The value argparse keeps: the last occurrence."""
     return cmd[len(cmd) - 1 - cmd[::-1].index(name) + 1]
