@@ -85,6 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        embedding_lr_scale=args.embedding_lr_scale,
         weight_decay=args.weight_decay,
         patience=args.patience,
         val_metric=args.val_metric,
@@ -201,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=100)
     train.add_argument("--batch-size", type=int, default=256)
     train.add_argument("--lr", type=float, default=3e-4)
+    train.add_argument(
+        "--embedding-lr-scale",
+        type=float,
+        default=1.0,
+        help="the item table learns at lr x this (its N(0, 1) rows barely move at lr 1e-3)",
+    )
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument("--patience", type=int, default=10)
     train.add_argument(

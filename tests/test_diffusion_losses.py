@@ -182,3 +182,20 @@ def test_every_slot_training_rows_are_the_prefix_samples():
 def test_diffusion_slots_is_validated():
     with pytest.raises(ValueError, match="diffusion_slots"):
         preset("pasrec", diffusion_slots="all")
+
+
+def test_the_item_table_learns_at_its_own_rate():
+    from training.trainer import make_optimizer
+
+    model = pasrec()
+    optimizer = make_optimizer(model, lr=1e-3, weight_decay=0.0, embedding_lr_scale=10.0)
+    table, rest = optimizer.param_groups[1], optimizer.param_groups[0]
+    assert table["lr"] == pytest.approx(1e-2) and rest["lr"] == pytest.approx(1e-3)
+    assert len(table["params"]) == 1 and table["params"][0] is model.items.weight
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+    # One step moves each table row about ten times as far as with the common rate.
+    before = model.items.weight.detach().clone()
+    model.loss(toy_batch())[0].backward()
+    optimizer.step()
+    moved = (model.items.weight.detach() - before).abs().max().item()
+    assert moved == pytest.approx(1e-2, rel=0.05)
