@@ -167,3 +167,62 @@ class Predictor:
                 result.p_within = dict(zip(HORIZONS_DAYS, within[row], strict=True))
             out.append(result)
         return out
+
+
+class PairedPredictor:
+    """The items of one checkpoint with the next-time predictions of another: a deployment
+    may pair a better recommender with a better clock (SPEC 5), e.g. a PASRec whose fine RFF
+    scale decodes days well with one whose coarse scale ranks items better. It answers the
+    same questions as `Predictor`; every question about time goes to `timing`."""
+
+    def __init__(self, items: Predictor, timing: Predictor) -> None:
+        if not timing.has_toi:
+            raise ValueError(
+                f"the ToI checkpoint ({timing.model_name}, version {timing.version}) has no "
+                "time-of-interest module: it cannot predict next times"
+            )
+        self.recommender = items
+        self.timing = timing
+        self.device = items.device
+        self.items = items.items
+
+    @property
+    def version(self) -> str:
+        return f"{self.recommender.version}+toi.{self.timing.version}"
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.recommender.model_name}+toi:{self.timing.model_name}"
+
+    @property
+    def history_length(self) -> int:
+        return max(self.recommender.history_length, self.timing.history_length)
+
+    @property
+    def has_toi(self) -> bool:
+        return True
+
+    @property
+    def has_tpp(self) -> bool:
+        return self.timing.has_tpp
+
+    def known(self, raw_item_id: str) -> bool:
+        return self.recommender.known(raw_item_id)
+
+    def popular(self, k: int, exclude: set[str] | None = None) -> list[tuple[str, float]]:
+        return self.recommender.popular(k, exclude)
+
+    def recommend(
+        self,
+        histories: list[History],
+        k: int,
+        at: list[float | None] | None = None,
+        exclude: list[set[str]] | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        return self.recommender.recommend(histories, k, at, exclude)
+
+    def predict_next_time(self, histories: list[History]) -> list[NextTime | None]:
+        return self.timing.predict_next_time(histories)
+
+
+AnyPredictor = Predictor | PairedPredictor

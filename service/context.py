@@ -66,7 +66,7 @@ class ServiceContext:
             log.warning("authentication is OFF (PASREC_AUTH_ENABLED=false): every endpoint is open")
         try:
             if settings.model_path is not None:
-                ctx.load_model(settings.model_path)
+                ctx.load_model(settings.model_path, settings.toi_model_path)
             else:
                 log.warning("no PASREC_MODEL_PATH: not ready until a model is reloaded")
         except Exception:
@@ -74,9 +74,11 @@ class ServiceContext:
             raise
         return ctx
 
-    def load_model(self, path: Path) -> tuple[LoadedModel, LoadedModel | None]:
-        loaded, previous = self.inference.load(path)
-        record_model_version(self.engine, loaded.predictor, path, self.clock())
+    def load_model(
+        self, path: Path, toi_path: Path | None = None
+    ) -> tuple[LoadedModel, LoadedModel | None]:
+        loaded, previous = self.inference.load(path, toi_path)
+        record_model_version(self.engine, loaded.predictor, path, self.clock(), toi_path)
         return loaded, previous
 
     def history_length(self) -> int:

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.predictor import NextTime, Predictor
+from model.predictor import AnyPredictor, NextTime, PairedPredictor, Predictor
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,9 @@ class ModelNotLoaded(RuntimeError):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    predictor: Predictor
+    predictor: AnyPredictor
     path: Path
+    toi_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -79,20 +80,25 @@ class InferenceEngine:
     def ready(self) -> bool:
         return self._current is not None
 
-    def load(self, path: Path) -> tuple[LoadedModel, LoadedModel | None]:
-        """Load `path` and swap it in; returns (new, previous). Failures keep the old model."""
+    def load(
+        self, path: Path, toi_path: Path | None = None
+    ) -> tuple[LoadedModel, LoadedModel | None]:
+        """Load `path` (its next times from `toi_path` when given) and swap it in; returns
+        (new, previous). Failures keep the old model."""
         with self._reload_lock:
             started = time.perf_counter()
-            predictor = Predictor.load(path, device=self._device)
+            predictor: AnyPredictor = Predictor.load(path, device=self._device)
+            if toi_path is not None:
+                predictor = PairedPredictor(predictor, Predictor.load(toi_path, self._device))
             # One call before the swap: it pays the first-call cost (lazy kernels, allocator)
             # off the request path, and a checkpoint that loads but cannot infer is refused.
             probe = [[(predictor.items[0], time.time())]] if predictor.items else [[]]
             predictor.recommend(probe, k=1)
             predictor.predict_next_time(probe)
-            loaded = LoadedModel(predictor, path)
+            loaded = LoadedModel(predictor, path, toi_path)
             previous, self._current = self._current, loaded
         log.info(
-            "serving %s (%s, %d items, history %d, toi=%s, tpp=%s) from %s on %s in %.1fs",
+            "serving %s (%s, %d items, history %d, toi=%s, tpp=%s) from %s%s on %s in %.1fs",
             predictor.version,
             predictor.model_name,
             len(predictor.items),
@@ -100,6 +106,7 @@ class InferenceEngine:
             predictor.has_toi,
             predictor.has_tpp,
             path,
+            "" if toi_path is None else f" with next times from {toi_path}",
             predictor.device,
             time.perf_counter() - started,
         )

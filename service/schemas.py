@@ -149,6 +149,11 @@ class ReloadIn(BaseModel):
     path: str | None = Field(
         default=None, description="Checkpoint directory; default PASREC_MODEL_PATH."
     )
+    toi_path: str | None = Field(
+        default=None,
+        description="Checkpoint whose next-time predictions replace the first one's; "
+        "default PASREC_TOI_MODEL_PATH (unset: the first checkpoint's own).",
+    )
 
 
 class ReloadOut(BaseModel):
@@ -156,6 +161,7 @@ class ReloadOut(BaseModel):
     model_name: str
     previous_version: str | None
     path: str
+    toi_path: str | None = None
 
 
 class ErrorDetail(BaseModel):

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     """Checkpoint directory to serve. Unset: the service starts without a model and
     `/readyz` reports not ready until `POST /v1/admin/model/reload` loads one."""
 
+    toi_model_path: Path | None = None
+    """A second checkpoint that answers every next-time question (decoded ToI, tpp
+    quantiles, return probability: `/toi`, `/recommend`'s next time, push scheduling) while
+    the items still come from `model_path`. For pairing the clock of one model with the
+    ranking of another when measured better. It must have a ToI module."""
+
     device: str = "auto"
     """Torch device for inference: `auto` (CUDA when present), `cpu`, `cuda`, `cuda:1`, ..."""
 

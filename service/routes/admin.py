@@ -34,16 +34,21 @@ def reload_model(ctx: Ctx, body: Annotated[ReloadIn | None, Body()] = None) -> R
             [{"loc": "body.path", "message": "required when PASREC_MODEL_PATH is unset"}],
         )
     path = Path(raw)
+    raw_toi = body.toi_path if body is not None and body.toi_path else ctx.settings.toi_model_path
+    toi_path = None if raw_toi is None else Path(raw_toi)
     try:
-        loaded, previous = ctx.load_model(path)
+        loaded, previous = ctx.load_model(path, toi_path)
     except (ValueError, OSError) as exc:
         # CheckpointError is a ValueError; the old model keeps serving.
-        raise ApiError(
-            422, "invalid_checkpoint", f"cannot load checkpoint {str(path)!r}: {exc}"
-        ) from None
+        which = repr(str(path))
+        if toi_path is not None:
+            which += f" with next times from {str(toi_path)!r}"
+        message = f"cannot load checkpoint {which}: {exc}"
+        raise ApiError(422, "invalid_checkpoint", message) from None
     return ReloadOut(
         model_version=loaded.predictor.version,
         model_name=loaded.predictor.model_name,
         previous_version=None if previous is None else previous.predictor.version,
         path=str(path),
+        toi_path=None if toi_path is None else str(toi_path),
     )

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from service_helpers import Keys, LiveServer, event, make_keys, read_slice
@@ -32,6 +33,7 @@ def test_reload_to_another_model_class_and_back(
         "model_name": "preferdiff",
         "previous_version": pasrec,
         "path": str(checkpoint_no_toi),
+        "toi_path": None,
     }
     recommended = client.get("/v1/recommend/u?k=3", headers=keys.read).json()
     assert recommended["model_version"] == other
@@ -51,6 +53,55 @@ def test_reload_to_another_model_class_and_back(
         served = {version: name for version, name in rows}
     engine.dispose()
     assert served == {pasrec: "pasrec", other: "preferdiff"}
+
+
+def test_items_of_one_checkpoint_with_the_next_times_of_another(
+    client: TestClient, keys: Keys, settings: Settings, checkpoint: Path, checkpoint_no_toi: Path
+) -> None:
+    """PreferDiff ranks, PASRec's tpp head tells the time: every answer about items is the
+    first checkpoint's, every answer about time the second's."""
+    ranker = Predictor.load(checkpoint_no_toi, device="cpu")
+    clock = Predictor.load(checkpoint, device="cpu")
+    history = [("50", 1e9), ("172", 1e9 + 86400.0), ("133", 1e9 + 3 * 86400.0)]
+    events = [event("u", item, ts) for item, ts in history]
+    client.post("/v1/events", json={"events": events}, headers=keys.ingest).raise_for_status()
+
+    paired = client.post(
+        "/v1/admin/model/reload",
+        json={"path": str(checkpoint_no_toi), "toi_path": str(checkpoint)},
+        headers=keys.admin,
+    )
+    assert paired.status_code == 200, paired.text
+    assert paired.json()["model_version"] == f"{ranker.version}+toi.{clock.version}"
+    assert paired.json()["model_name"] == "preferdiff+toi:pasrec"
+    assert paired.json()["toi_path"] == str(checkpoint)
+
+    body = client.get("/v1/recommend/u?k=5", headers=keys.read).json()
+    expected_items = ranker.recommend([history], 5, exclude=[{i for i, _ in history}])[0]
+    assert [entry["item_id"] for entry in body["items"]] == [i for i, _ in expected_items]
+    expected_time = clock.predict_next_time([history])[0]
+    assert expected_time is not None and expected_time.quantiles is not None
+    toi = client.get("/v1/users/u/toi", headers=keys.read).json()
+    assert toi["next_time"]["time"] == body["next_time"]["time"]
+    assert toi["next_time"]["unix"] == pytest.approx(expected_time.time)
+    assert toi["next_time"]["quantiles"], "the tpp head of the ToI checkpoint answers"
+
+    # A ToI checkpoint without a ToI module is refused by name; the pair keeps serving.
+    refused = client.post(
+        "/v1/admin/model/reload",
+        json={"path": str(checkpoint), "toi_path": str(checkpoint_no_toi)},
+        headers=keys.admin,
+    )
+    assert refused.status_code == 422, refused.text
+    message = refused.json()["error"]["message"]
+    assert str(checkpoint_no_toi) in message and "no time-of-interest module" in message
+    kept = client.get("/v1/recommend/u?k=5", headers=keys.read).json()
+    assert kept["model_version"] == paired.json()["model_version"]
+
+    # PASREC_TOI_MODEL_PATH is the default of a reload without a body.
+    settings.toi_model_path = checkpoint
+    again = client.post("/v1/admin/model/reload", headers=keys.admin).json()
+    assert again["model_version"] == f"{clock.version}+toi.{clock.version}"
 
 
 def test_bad_checkpoints_are_refused_and_the_old_model_keeps_serving(
