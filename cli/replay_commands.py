@@ -15,6 +15,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         data=args.data, cutoff=args.cutoff, out=Path(args.out),
         windows_days=[parse_window(w) for w in args.window],
         strategies=args.strategies, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        toi_checkpoint=Path(args.toi_checkpoint) if args.toi_checkpoint else None,
         format=args.format, name=args.name, max_users=args.max_users, k=args.k,
         fixed_interval_days=parse_window(args.fixed_interval), hidden=args.hidden,
         epochs=args.epochs, max_minutes=args.max_minutes, history_length=args.history_length,
@@ -49,6 +50,10 @@ def add_replay_commands(sub: argparse._SubParsersAction) -> None:
         "horizon is the longest)"
     )  # fmt: skip
     rep.add_argument("--checkpoint", help="use this checkpoint instead of training one")
+    rep.add_argument(
+        "--toi-checkpoint",
+        help="next times from this checkpoint, items from --checkpoint (PASREC_TOI_MODEL_PATH)",
+    )
     rep.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     rep.add_argument("--fixed-interval", default="7d", help="interval of the `fixed` strategy")
     rep.add_argument("--max-users", type=int, help="a seeded sample of this many users")

@@ -38,6 +38,9 @@ class ReplayOptions:
     windows_days: list[float] = field(default_factory=lambda: [7.0])
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
     checkpoint: Path | None = None
+    # The next times of the model strategies from this checkpoint instead (the service's
+    # PASREC_TOI_MODEL_PATH): one model's clock with another's items.
+    toi_checkpoint: Path | None = None
     format: str | None = None
     name: str | None = None
     max_users: int | None = None
@@ -95,10 +98,17 @@ def run_replay(
     store.check()
     data = load_replay_data(opts.data, opts.cutoff, opts.format, opts.name, opts.max_users,
                             opts.seed)  # fmt: skip
+    timing = None if opts.toi_checkpoint is None else load_checkpoint(opts.toi_checkpoint, "cpu")
+    if timing is not None and not timing.config.toi:
+        raise ValueError(
+            f"--toi-checkpoint {opts.toi_checkpoint} ({timing.name}) has no time-of-interest "
+            "module: it cannot give the pushes' times"
+        )
     checkpoint = opts.checkpoint or train_before_cutoff(data, opts)
     ckpt = load_checkpoint(checkpoint, "cpu")
+    timing = timing or ckpt
     strategies = list(opts.strategies)
-    if "tpp_median" in strategies and ckpt.config.toi_head != "tpp":
+    if "tpp_median" in strategies and timing.config.toi_head != "tpp":
         strategies.remove("tpp_median")  # nothing to take the median of
     timed = [s for s in strategies if s != "passive"] or ["toi"]
     mask = data.before
@@ -114,6 +124,7 @@ def run_replay(
             strategy, before, later, data.cutoff, checkpoint, work, horizon_s, store, opts.k,
             opts.fixed_interval_days * DAY, with_passive="passive" in strategies and index == 0,
             on_push=on_push if index == 0 else None, progress=opts.progress,
+            toi_checkpoint=opts.toi_checkpoint,
         )  # fmt: skip
     pushes: dict[str, list[PushRecord]] = {
         s: runs[s].pushes for s in strategies if s in runs and s != "passive"
@@ -157,6 +168,7 @@ def summarise(
         "weeks": weeks,
         "k": opts.k,
         "checkpoint": str(checkpoint),
+        "toi_checkpoint": None if opts.toi_checkpoint is None else str(opts.toi_checkpoint),
         "model": model_name,
         "store": store.description,
         "policy": (

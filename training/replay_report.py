@@ -39,7 +39,10 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"{result['later_events']} later events over {result['weeks']:.1f} weeks "
         f"({result['later_events_known_item']:.1f}% on items the checkpoint knows: no push can "
         "name the others); checkpoint "
-        f"`{result['checkpoint']}` ({result['model']}). Rates in %; a push is judged when its "
+        f"`{result['checkpoint']}` ({result['model']})"
+        + (f", next times from `{result['toi_checkpoint']}`" if result.get("toi_checkpoint")
+           else "")
+        + ". Rates in %; a push is judged when its "
         f"whole window lies inside the data. Store: {result['store']}. Policy: "
         + result["policy"],
         "",

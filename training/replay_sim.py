@@ -158,7 +158,7 @@ def running_service(settings: Settings, clock: VirtualClock) -> Iterator[tuple[s
 
 def replay_settings(
     store: dict[str, Any], checkpoint: Path, webhook_url: str, secret: str, strategy: str,
-    horizon_s: float, k: int, fixed_interval_s: float,
+    horizon_s: float, k: int, fixed_interval_s: float, toi_checkpoint: Path | None = None,
 ) -> Settings:  # fmt: skip
     """One policy for every strategy. Quiet hours are off (public logs are stamped in UTC,
     often at midnight, so quiet hours would shift every push by hours) and so is the tpp
@@ -168,6 +168,7 @@ def replay_settings(
         _env_file=None,
         **store,
         model_path=checkpoint,
+        toi_model_path=toi_checkpoint,
         device="cpu",
         auth_enabled=True,
         api_keys=[],
@@ -248,6 +249,7 @@ def simulate(
     with_passive: bool = False,
     on_push: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = True,
+    toi_checkpoint: Path | None = None,
 ) -> RunResult:
     """Replay `later` (chronological) after loading `before` as history, under one strategy."""
     started = time.perf_counter()
@@ -259,7 +261,8 @@ def simulate(
         store.fresh(strategy, work_dir) as (fields, where),
     ):
         settings = replay_settings(
-            fields, checkpoint, receiver.url, secret, strategy, horizon_s, k, fixed_interval_s
+            fields, checkpoint, receiver.url, secret, strategy, horizon_s, k, fixed_interval_s,
+            toi_checkpoint,
         )
         with running_service(settings, clock) as (url, ctx):
             key = create_key(settings, "replay", ["ingest", "read", "admin"])

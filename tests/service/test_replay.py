@@ -140,3 +140,38 @@ def test_unreachable_or_inconsistent_stores_are_clear_errors_before_training(
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out" / "train").exists()  # failed before training anything
+
+
+def test_replay_pairs_one_checkpoints_items_with_anothers_clock(
+    embedded: tuple[Path, dict], ml_slice: Path, tmp_path: Path
+) -> None:
+    """A PreferDiff checkpoint has no clock of its own; with `toi_checkpoint` the ToI
+    strategy pushes at the PASRec checkpoint's times and carries PreferDiff's items."""
+    out, first = embedded
+    pasrec = Path(first["checkpoint"])
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "train", "--data",
+         str(out / "train" / "before_cutoff.inter"), "--model", "preferdiff", "--epochs", "1",
+         "--hidden", "32", "--ddim-steps", "10", "--diffusion-steps", "100",
+         "--history-length", "10", "--quiet", "--out", str(tmp_path / "preferdiff")],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    ranker = tmp_path / "preferdiff" / "checkpoint"
+    seen: list[dict] = []
+    result = run_replay(
+        _options(ml_slice, tmp_path / "paired", checkpoint=ranker, toi_checkpoint=pasrec),
+        on_push=seen.append,
+    )
+    assert result["toi_checkpoint"] == str(pasrec) and result["model"] == "preferdiff"
+    # The ToI strategy runs first: its pushes are the ones the callback saw.
+    assert len(seen) == result["runs"]["toi"]["receiver"]["unique"] > 0
+    versions = {push["model_version"] for push in seen if push["fallback"] is None}
+    ranker_version = load_checkpoint(ranker, "cpu").version
+    assert versions == {f"{ranker_version}+toi.{load_checkpoint(pasrec, 'cpu').version}"}
+    assert f"next times from `{pasrec}`" in (tmp_path / "paired" / "replay.md").read_text()
+
+    # A clock without a ToI module is refused before anything runs.
+    with pytest.raises(ValueError, match="has no time-of-interest module"):
+        run_replay(_options(ml_slice, tmp_path / "bad", checkpoint=pasrec, toi_checkpoint=ranker))
+    assert not (tmp_path / "bad" / "runs").exists()
