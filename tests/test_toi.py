@@ -11,7 +11,12 @@ from model.time_norm import TimeNormalizer
 from model.toi_decode import decode_toi_days
 from model.tpp import fit_calibration
 from training.splits import Samples
-from training.toi_eval import error_summary, global_median_gap, naive_predictions
+from training.toi_eval import (
+    error_summary,
+    gaps_by_calendar,
+    global_median_gap,
+    naive_predictions,
+)
 
 NORMALIZER = TimeNormalizer(origin_day=10000, span_days=1000)
 
@@ -65,6 +70,25 @@ def test_global_median_gap_is_over_training_targets():
         items=[[1, 2], [3, 4], [5, 6]], days=[[0, 5], [0, 10], [3, 4]], target_day=[6, 20, 104]
     )
     assert global_median_gap(train) == 10.0  # gaps 1, 10, 100
+
+
+def test_gaps_by_calendar_compares_parts_at_the_same_moment():
+    # Last events on days 0..3 (early) and 10..13 (late); "final" gaps are long in both bins.
+    early = samples(items=[[1, 2]] * 4, days=[[0, d] for d in range(4)],
+                    target_day=[d + g for d, g in zip(range(4), [0, 0, 1, 0], strict=True)])
+    late_days = list(range(10, 14))
+    final = samples(items=[[1, 2]] * 4, days=[[0, d] for d in late_days[:2] + [1, 2]],
+                    target_day=[10 + 30, 11 + 20, 1 + 9, 2 + 0])  # fmt: skip
+    rows = gaps_by_calendar({"earlier": early, "final": final}, bins=2)
+    # Pooled last days 0,1,2,3,10,11,1,2: the median edge is 2.
+    assert [(r["from_day"], r["to_day"]) for r in rows] == [(0.0, 2.0), (2.0, 11.0)]
+    first, second = rows
+    assert first["earlier"] == {"count": 2, "median_days": 0.0, "same_day_pct": 100.0}
+    assert first["final"] == {"count": 1, "median_days": 9.0, "same_day_pct": 0.0}
+    assert second["earlier"] == {"count": 2, "median_days": 0.5, "same_day_pct": 50.0}
+    # The last bin includes its upper edge (day 11).
+    third = pytest.approx(100 / 3)
+    assert second["final"] == {"count": 3, "median_days": 20.0, "same_day_pct": third}
 
 
 def test_tpp_head_learns_a_known_gap_distribution():

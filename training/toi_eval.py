@@ -158,6 +158,29 @@ def gap_summary(samples: Samples) -> dict[str, float]:
     }
 
 
+def gaps_by_calendar(parts: dict[str, Samples], bins: int = 8) -> list[dict[str, Any]]:
+    """Each part's target gaps within calendar-time bins (quantiles, over all parts, of the
+    day of the history's last event): whether a part's gaps differ from the others' at the
+    same moment, or only because the part lies later in time."""
+    last = {name: part.days[:, -1].astype(np.float64) for name, part in parts.items()}
+    gaps = {name: (part.target_day - part.days[:, -1]).astype(np.float64)
+            for name, part in parts.items()}  # fmt: skip
+    edges = np.quantile(np.concatenate(list(last.values())), np.linspace(0.0, 1.0, bins + 1))
+    rows = []
+    for i, (low, high) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        row: dict[str, Any] = {"from_day": float(low), "to_day": float(high)}
+        for name in parts:
+            inside = (last[name] >= low) & ((last[name] < high) | (i == bins - 1))
+            chosen = gaps[name][inside]
+            row[name] = {
+                "count": int(inside.sum()),
+                "median_days": float(np.median(chosen)) if chosen.size else None,
+                "same_day_pct": float((chosen == 0).mean() * 100) if chosen.size else None,
+            }
+        rows.append(row)
+    return rows
+
+
 def toi_report(
     model: torch.nn.Module,
     train: Samples,
