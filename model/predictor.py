@@ -24,6 +24,9 @@ class NextTime:
     time: float  # unix seconds, UTC
     quantiles: dict[float, float] | None = None
     p_within: dict[float, float] | None = None
+    # With a tpp head: the start of the `window_days`-long span the user most likely returns
+    # in (from the day after the last event), unix seconds.
+    window_start: float | None = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -35,11 +38,18 @@ def resolve_device(device: str) -> torch.device:
 class Predictor:
     """Loads a checkpoint once and answers in raw item ids and unix seconds."""
 
-    def __init__(self, checkpoint: Checkpoint, device: torch.device, horizon_days: int = 365):
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: torch.device,
+        horizon_days: int = 365,
+        window_days: float = 7.0,
+    ):
         self.checkpoint = checkpoint
         self.device = device
         self.model = checkpoint.model
         self.horizon_days = horizon_days
+        self.window_days = window_days
         self.items = checkpoint.item_vocab
         self._index = {raw: i + 1 for i, raw in enumerate(self.items)}
         counts = np.asarray(checkpoint.item_counts, dtype=np.float64)
@@ -47,9 +57,15 @@ class Predictor:
         self._counts = counts
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto", horizon_days: int = 365) -> Predictor:
+    def load(
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        horizon_days: int = 365,
+        window_days: float = 7.0,
+    ) -> Predictor:
         resolved = resolve_device(device)
-        return cls(load_checkpoint(path, resolved), resolved, horizon_days)
+        return cls(load_checkpoint(path, resolved), resolved, horizon_days, window_days)
 
     @property
     def version(self) -> str:
@@ -152,6 +168,9 @@ class Predictor:
             gap_quantiles = {q: model.tpp.quantile(params, q).tolist() for q in QUANTILES}
             horizon = torch.tensor(HORIZONS_DAYS, device=self.device)
             within = model.tpp.cdf(params, horizon.expand(len(histories), -1)).tolist()
+            window = model.tpp.best_window_start(
+                params, self.window_days, horizon_days=self.horizon_days
+            ).tolist()
         out: list[NextTime | None] = []
         for row, history in enumerate(histories):
             if not history or items[row, -1] == 0:
@@ -165,6 +184,7 @@ class Predictor:
                     q: last_midnight + gap_quantiles[q][row] * DAY_SECONDS for q in QUANTILES
                 }
                 result.p_within = dict(zip(HORIZONS_DAYS, within[row], strict=True))
+                result.window_start = last_midnight + window[row] * DAY_SECONDS
             out.append(result)
         return out
 

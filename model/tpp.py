@@ -129,6 +129,20 @@ class LogNormalMixtureHead(nn.Module):
         lower = torch.where(centres - half_width > 0, lower, torch.zeros_like(lower))
         return centres[(upper - lower).argmax(dim=1)]
 
+    def best_window_start(
+        self, params, width_days: float, earliest_days: int = 1, horizon_days: int = 365
+    ) -> torch.Tensor:
+        """The day offset p (from ``earliest_days`` on) that maximises P(p <= gap_day <= p +
+        width): a push at p then most likely finds the user back within ``width`` days. A
+        day-granular gap g is the continuous g + u, u in [0, 1), hence the ``+ 1``."""
+        batch = params[0].shape[0]
+        starts = torch.arange(
+            earliest_days, horizon_days + 1, device=params[0].device, dtype=torch.float32
+        )
+        upper = self.cdf(params, (starts + width_days + 1).expand(batch, -1))
+        lower = self.cdf(params, starts.expand(batch, -1))
+        return starts[(upper - lower).argmax(dim=1)]
+
     def quantile(self, params, q: float, max_days: float = 36500.0) -> torch.Tensor:
         """Gap in days at quantile q, by bisection on log(1 + gap) (the CDF is monotone)."""
         batch = params[0].shape[0]

@@ -54,7 +54,11 @@ class ServiceContext:
             cache=cache,
             history=HistoryStore(engine, cache),
             inference=InferenceEngine(
-                settings.device, settings.batch_wait_ms, settings.max_inference_batch, metrics
+                settings.device,
+                settings.batch_wait_ms,
+                settings.max_inference_batch,
+                metrics,
+                settings.push_target_window_s / 86400.0,
             ),
             auth=Authenticator(engine, settings),
             metrics=metrics,

@@ -58,8 +58,16 @@ class _Job:
 
 
 class InferenceEngine:
-    def __init__(self, device: str, batch_wait_ms: float, max_batch: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        device: str,
+        batch_wait_ms: float,
+        max_batch: int,
+        metrics: Metrics,
+        window_days: float = 7.0,
+    ) -> None:
         self._device = device
+        self._window_days = window_days
         self._wait_s = batch_wait_ms / 1000.0
         self._max_batch = max_batch
         self._metrics = metrics
@@ -87,9 +95,12 @@ class InferenceEngine:
         (new, previous). Failures keep the old model."""
         with self._reload_lock:
             started = time.perf_counter()
-            predictor: AnyPredictor = Predictor.load(path, device=self._device)
+            predictor: AnyPredictor = Predictor.load(
+                path, self._device, window_days=self._window_days
+            )
             if toi_path is not None:
-                predictor = PairedPredictor(predictor, Predictor.load(toi_path, self._device))
+                timing = Predictor.load(toi_path, self._device, window_days=self._window_days)
+                predictor = PairedPredictor(predictor, timing)
             # One call before the swap: it pays the first-call cost (lazy kernels, allocator)
             # off the request path, and a checkpoint that loads but cannot infer is refused.
             probe = [[(predictor.items[0], time.time())]] if predictor.items else [[]]

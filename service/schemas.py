@@ -105,6 +105,11 @@ class NextTimeOut(BaseModel):
     p_within_days: dict[str, float] | None = Field(
         default=None, description="Horizon in days -> probability of returning within it."
     )
+    window_start: datetime | None = Field(
+        default=None,
+        description="Only with a tpp head: when a push most likely finds the user back within "
+        "PASREC_PUSH_TARGET_WINDOW_S (the `tpp_window` push timing).",
+    )
 
     @classmethod
     def of(cls, value: NextTime | None) -> NextTimeOut | None:
@@ -119,6 +124,9 @@ class NextTimeOut(BaseModel):
             p_within_days=None
             if value.p_within is None
             else {f"{h:g}": p for h, p in value.p_within.items()},
+            window_start=None
+            if value.window_start is None
+            else datetime.fromtimestamp(value.window_start, UTC),
         )
 
 

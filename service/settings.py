@@ -201,10 +201,15 @@ class Settings(BaseSettings):
     push_fallback_delay_s: float = Field(default=24 * 3600.0, gt=0)
     """Fallback: the push is due this long after the user's last event."""
 
-    push_timing: Literal["toi", "tpp_median", "fixed", "user_median"] = "toi"
+    push_timing: Literal["toi", "tpp_median", "tpp_window", "fixed", "user_median"] = "toi"
     """When a push is due (`service/push/timing.py`): the model's time of interest, the tpp
-    head's median, a fixed interval after the last event, or the user's median gap. The last
-    three exist to compare schedules in `pasrec replay`."""
+    head's median, the start of the span of `push_target_window_s` in which the tpp head
+    most expects the user back, a fixed interval after the last event, or the user's median
+    gap. The last two exist to compare schedules in `pasrec replay`."""
+
+    push_target_window_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    """With `push_timing=tpp_window`: how soon after a push the user should come back for the
+    push to count as timely; the push goes out when that is most likely."""
 
     push_fixed_interval_s: float = Field(default=7 * 24 * 3600.0, gt=0)
     """With `push_timing=fixed`: the push is due this long after the user's last event."""

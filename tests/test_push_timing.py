@@ -22,7 +22,9 @@ def settings(timing: str) -> Settings:
     return Settings(_env_file=None, push_timing=timing, push_fixed_interval_s=3 * DAY)
 
 
-PREDICTED = NextTime(20 * DAY, quantiles={0.5: 15 * DAY}, p_within={7.0: 0.4})
+PREDICTED = NextTime(
+    20 * DAY, quantiles={0.5: 15 * DAY}, p_within={7.0: 0.4}, window_start=12 * DAY
+)
 
 
 def test_toi_passes_the_prediction_through() -> None:
@@ -34,6 +36,12 @@ def test_tpp_median_takes_the_median_and_keeps_the_distribution() -> None:
     assert chosen is not None and chosen.time == 15 * DAY and chosen.p_within == {7.0: 0.4}
     # Without a tpp head there is no median: the fallback applies.
     assert next_time(settings("tpp_median"), history(0, 10), NextTime(20 * DAY), True) is None
+
+
+def test_tpp_window_pushes_at_the_start_of_the_likeliest_window() -> None:
+    chosen = next_time(settings("tpp_window"), history(0, 10), PREDICTED, True)
+    assert chosen is not None and chosen.time == 12 * DAY and chosen.quantiles == {0.5: 15 * DAY}
+    assert next_time(settings("tpp_window"), history(0, 10), NextTime(20 * DAY), True) is None
 
 
 def test_fixed_interval_after_the_last_event() -> None:
@@ -49,5 +57,5 @@ def test_user_median_gap_over_distinct_times() -> None:
 
 
 def test_ineligible_users_get_the_fallback() -> None:
-    for timing in ("toi", "tpp_median", "fixed", "user_median"):
+    for timing in ("toi", "tpp_median", "tpp_window", "fixed", "user_median"):
         assert next_time(settings(timing), history(0, 1, 2), PREDICTED, False) is None

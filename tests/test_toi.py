@@ -151,6 +151,23 @@ def test_window_point_finds_the_densest_two_week_window():
     assert head.quantile(params, 0.5).item() > 2.5
 
 
+def test_best_window_start_skips_the_same_day_and_covers_the_later_mode():
+    """60 % of returns on the day itself (gap ~0.3 d), 40 % tightly around day 30. From the
+    next day on, the 7-day window [p, p + 7] holding most returns must contain day 30."""
+    config = preset("pasrec", n_items=4, hidden=8, history_length=3, toi_head="tpp",
+                    tpp_components=2)  # fmt: skip
+    head = build_model(config).tpp
+    params = (torch.log(torch.tensor([[0.6, 0.4]])), torch.log1p(torch.tensor([[0.3, 30.0]])),
+              torch.log(torch.tensor([[0.05, 0.01]])))  # fmt: skip
+    start = head.best_window_start(params, 7.0).item()
+    assert 23 <= start <= 30
+    # Allowed to start on the day itself, the same-day mass wins.
+    assert head.best_window_start(params, 7.0, earliest_days=0).item() == 0
+    # The mass the chosen window holds is the 40 % of the late mode.
+    held = head.cdf(params, torch.tensor([start + 8.0])) - head.cdf(params, torch.tensor([start]))
+    assert held.item() == pytest.approx(0.4, abs=0.01)
+
+
 def test_recalibration_fixes_a_head_whose_spread_is_too_narrow():
     """The head says LogNormal(log 10, 0.3) for everyone; true gaps ~ LogNormal(log 14, 0.8).
     Raw quantiles miss badly; after fitting G on one sample, coverage on a fresh sample is

@@ -2,9 +2,10 @@
 through the real service once per timing strategy, and score every delivered push.
 
 Strategies (one service run each, same users, same events, same policy):
-`toi` (PASRec's time of interest), `tpp_median` (needs a tpp head), `fixed` (a fixed interval
-after the last activity), `user_median` (the user's median gap), and `passive` (recommend at
-the real next interaction: the upper bound of a perfect clock, taken during the first run).
+`toi` (PASRec's time of interest), `tpp_median` and `tpp_window` (need a tpp head), `fixed`
+(a fixed interval after the last activity), `user_median` (the user's median gap), and
+`passive` (recommend at the real next interaction: the upper bound of a perfect clock, taken
+during the first run).
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ def run_replay(
     ckpt = load_checkpoint(checkpoint, "cpu")
     timing = timing or ckpt
     strategies = list(opts.strategies)
-    if "tpp_median" in strategies and timing.config.toi_head != "tpp":
-        strategies.remove("tpp_median")  # nothing to take the median of
+    if timing.config.toi_head != "tpp":  # no distribution to take a median or window of
+        strategies = [s for s in strategies if s not in ("tpp_median", "tpp_window")]
     timed = [s for s in strategies if s != "passive"] or ["toi"]
     mask = data.before
     before = list(zip(data.users[mask].tolist(), data.items[mask].tolist(),
@@ -124,7 +125,7 @@ def run_replay(
             strategy, before, later, data.cutoff, checkpoint, work, horizon_s, store, opts.k,
             opts.fixed_interval_days * DAY, with_passive="passive" in strategies and index == 0,
             on_push=on_push if index == 0 else None, progress=opts.progress,
-            toi_checkpoint=opts.toi_checkpoint,
+            toi_checkpoint=opts.toi_checkpoint, target_window_s=min(opts.windows_days) * DAY,
         )  # fmt: skip
     pushes: dict[str, list[PushRecord]] = {
         s: runs[s].pushes for s in strategies if s in runs and s != "passive"
@@ -174,7 +175,8 @@ def summarise(
         "policy": (
             f"service defaults (min gap, weekly cap, active window, fallback delay), horizon "
             f"{max(opts.windows_days):g} days, no quiet hours, no return-probability gate; "
-            f"fixed interval {opts.fixed_interval_days:g} days"
+            f"fixed interval {opts.fixed_interval_days:g} days; tpp_window aims at "
+            f"{min(opts.windows_days):g} days"
         ),
         "windows": windows,
         "runs": {

@@ -159,6 +159,7 @@ def running_service(settings: Settings, clock: VirtualClock) -> Iterator[tuple[s
 def replay_settings(
     store: dict[str, Any], checkpoint: Path, webhook_url: str, secret: str, strategy: str,
     horizon_s: float, k: int, fixed_interval_s: float, toi_checkpoint: Path | None = None,
+    target_window_s: float = 7 * 86400.0,
 ) -> Settings:  # fmt: skip
     """One policy for every strategy. Quiet hours are off (public logs are stamped in UTC,
     often at midnight, so quiet hours would shift every push by hours) and so is the tpp
@@ -178,6 +179,7 @@ def replay_settings(
         push_dispatcher_enabled=False,
         push_timing=strategy if strategy != "passive" else "toi",
         push_fixed_interval_s=fixed_interval_s,
+        push_target_window_s=target_window_s,
         push_quiet_start=None,
         push_quiet_end=None,
         push_horizon_s=horizon_s,
@@ -250,6 +252,7 @@ def simulate(
     on_push: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = True,
     toi_checkpoint: Path | None = None,
+    target_window_s: float = 7 * 86400.0,
 ) -> RunResult:
     """Replay `later` (chronological) after loading `before` as history, under one strategy."""
     started = time.perf_counter()
@@ -262,7 +265,7 @@ def simulate(
     ):
         settings = replay_settings(
             fields, checkpoint, receiver.url, secret, strategy, horizon_s, k, fixed_interval_s,
-            toi_checkpoint,
+            toi_checkpoint, target_window_s,
         )
         with running_service(settings, clock) as (url, ctx):
             key = create_key(settings, "replay", ["ingest", "read", "admin"])

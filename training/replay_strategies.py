@@ -1,3 +1,3 @@
 """The timing strategies a replay compares (kept apart so the CLI can list them cheaply)."""
 
-STRATEGIES = ("toi", "tpp_median", "fixed", "user_median", "passive")
+STRATEGIES = ("toi", "tpp_median", "tpp_window", "fixed", "user_median", "passive")

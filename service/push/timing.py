@@ -6,6 +6,9 @@ delivery path:
 
 - `tpp_median`: the median of the point-process head's next-time distribution (a checkpoint
   without a tpp head gives no time, so the fallback delay applies);
+- `tpp_window`: the start of the `push_target_window_s`-long span (from the day after the
+  last event) in which the head puts the most probability of the user's return: the time a
+  push most likely finds the user back within that window, which is what "timely" means;
 - `fixed`: `push_fixed_interval_s` after the user's last event;
 - `user_median`: the median gap between the distinct event times of the user's recent
   history (the fallback delay with fewer than two distinct times).
@@ -22,9 +25,9 @@ from model.predictor import NextTime
 from service.history import UserHistory
 from service.settings import Settings
 
-Timing = Literal["toi", "tpp_median", "fixed", "user_median"]
-TIMINGS: tuple[Timing, ...] = ("toi", "tpp_median", "fixed", "user_median")
-MODEL_TIMINGS: tuple[Timing, ...] = ("toi", "tpp_median")
+Timing = Literal["toi", "tpp_median", "tpp_window", "fixed", "user_median"]
+TIMINGS: tuple[Timing, ...] = ("toi", "tpp_median", "tpp_window", "fixed", "user_median")
+MODEL_TIMINGS: tuple[Timing, ...] = ("toi", "tpp_median", "tpp_window")
 """Strategies that need the model's prediction."""
 
 
@@ -37,10 +40,11 @@ def next_time(
         return None
     if strategy == "toi":
         return predicted
-    if strategy == "tpp_median":
-        if predicted is None or not predicted.quantiles:
+    if strategy in ("tpp_median", "tpp_window"):
+        if predicted is None or not predicted.quantiles or predicted.window_start is None:
             return None
-        return NextTime(predicted.quantiles[0.5], predicted.quantiles, predicted.p_within)
+        at = predicted.quantiles[0.5] if strategy == "tpp_median" else predicted.window_start
+        return NextTime(at, predicted.quantiles, predicted.p_within, predicted.window_start)
     last = history.events[-1].ts
     if strategy == "fixed":
         return NextTime(last + settings.push_fixed_interval_s)

@@ -49,6 +49,11 @@ def test_personalised_top_k_excludes_everything_seen(
     assert next_time["unix"] >= user_history[-1][1] - 86400
     assert set(next_time["quantiles"]) == {"0.1", "0.25", "0.5", "0.75", "0.9"}
     assert all(0.0 <= p <= 1.0 for p in next_time["p_within_days"].values())
+    # The tpp_window time: from the day after the last event's day on, within the horizon.
+    window = datetime.fromisoformat(next_time["window_start"]).timestamp()
+    last_midnight = user_history[-1][1] // 86400 * 86400
+    assert last_midnight + 86400 <= window <= last_midnight + 365 * 86400
+    assert window % 86400 == 0
 
 
 def test_exclude_seen_false_matches_the_model(
