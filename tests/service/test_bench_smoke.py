@@ -127,3 +127,14 @@ def test_time_encoding_resolution_smoke(ml100k: Path, tmp_path: Path) -> None:
     # On a ~200-day span one day barely turns RFF sigma 1 (~0.03 rad per unit frequency).
     assert report["rff sigma 1"]["by_gap"]["1.0"] > 0.99
     assert (tmp_path / "resolution.png").stat().st_size > 0 and "| rff sigma 100 |" in table
+
+
+def test_final_gap_shift_smoke(ml100k: Path, tmp_path: Path) -> None:
+    table = _run([sys.executable, "bench/final_gap_shift.py", "--data", str(ml100k),
+                  "--bins", "4", "--out", str(tmp_path / "shift")])  # fmt: skip
+    report = json.loads((tmp_path / "shift.json").read_text())
+    assert len(report["bins"]) == 4 and set(report["overall"]) == {"train", "valid", "test"}
+    # Every part's targets are counted once across the bins.
+    users = sum(row["test"]["count"] for row in report["bins"])
+    assert users == sum(row["train"]["count"] for row in report["bins"]) > 0
+    assert table.count("\n| ") == 4 + 2 and "| all |" in table
