@@ -42,6 +42,10 @@ def test_tpp_window_pushes_at_the_start_of_the_likeliest_window() -> None:
     chosen = next_time(settings("tpp_window"), history(0, 10), PREDICTED, True)
     assert chosen is not None and chosen.time == 12 * DAY and chosen.quantiles == {0.5: 15 * DAY}
     assert next_time(settings("tpp_window"), history(0, 10), NextTime(20 * DAY), True) is None
+    # The median strategy needs no window; the window strategy does.
+    no_window = NextTime(20 * DAY, quantiles={0.5: 15 * DAY})
+    assert next_time(settings("tpp_median"), history(0, 10), no_window, True).time == 15 * DAY
+    assert next_time(settings("tpp_window"), history(0, 10), no_window, True) is None
 
 
 def test_fixed_interval_after_the_last_event() -> None:

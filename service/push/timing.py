@@ -41,9 +41,11 @@ def next_time(
     if strategy == "toi":
         return predicted
     if strategy in ("tpp_median", "tpp_window"):
-        if predicted is None or not predicted.quantiles or predicted.window_start is None:
-            return None
+        if predicted is None or not predicted.quantiles:
+            return None  # no tpp head: no distribution to read a time from
         at = predicted.quantiles[0.5] if strategy == "tpp_median" else predicted.window_start
+        if at is None:
+            return None
         return NextTime(at, predicted.quantiles, predicted.p_within, predicted.window_start)
     last = history.events[-1].ts
     if strategy == "fixed":
