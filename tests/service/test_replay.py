@@ -28,12 +28,13 @@ def ml_slice(ml100k_users) -> Path:
 
 
 def _options(data: Path, out: Path, **extra: Any) -> ReplayOptions:
-    return ReplayOptions(
+    values: dict[str, Any] = dict(
         data=str(data), cutoff="0.9", out=out, windows_days=[7.0],
         strategies=["toi", "fixed", "passive"], epochs=1, hidden=32, history_length=10,
         model_overrides={"ddim_steps": 10, "diffusion_steps": 100}, progress=False,
-        fixed_interval_days=1.0, **extra,
+        fixed_interval_days=1.0,
     )  # fmt: skip
+    return ReplayOptions(**(values | extra))
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +161,10 @@ def test_replay_pairs_one_checkpoints_items_with_anothers_clock(
     ranker = tmp_path / "preferdiff" / "checkpoint"
     seen: list[dict] = []
     result = run_replay(
-        _options(ml_slice, tmp_path / "paired", checkpoint=ranker, toi_checkpoint=pasrec),
+        _options(ml_slice, tmp_path / "paired", checkpoint=ranker, toi_checkpoint=pasrec,
+                 strategies=["toi"]),
         on_push=seen.append,
-    )
+    )  # fmt: skip
     assert result["toi_checkpoint"] == str(pasrec) and result["model"] == "preferdiff"
     # The ToI strategy runs first: its pushes are the ones the callback saw.
     assert len(seen) == result["runs"]["toi"]["receiver"]["unique"] > 0
