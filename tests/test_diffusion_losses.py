@@ -155,7 +155,7 @@ def test_every_slot_training_rows_are_the_prefix_samples():
     expected_target_times = [0.2, 0.3, 0.35, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
     assert torch.allclose(target_times, torch.tensor(expected_target_times))
     assert torch.allclose(last_times, torch.tensor([0.1, 0.2, 0.3, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]))
-    # Row 5 is user 1 after items 4, 5: encode that prefix left-padded, on its own.
+    # Row 4 (from 0) is user 1 after items 4, 5: encode that prefix left-padded, on its own.
     prefix = {"items": torch.tensor([[0, 0, 4, 5]]), "times": torch.tensor([[0, 0, 0.1, 0.2]])}
     with torch.no_grad():
         alone = model.user_state(prefix)
