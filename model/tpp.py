@@ -122,25 +122,24 @@ class LogNormalMixtureHead(nn.Module):
     def window_point(self, params, half_width: int, horizon_days: int = 365) -> torch.Tensor:
         """The day offset t maximising P(t - w <= gap_day <= t + w): the point forecast that
         best serves a "within +-w days" target (the median serves the absolute error)."""
-        batch = params[0].shape[0]
-        centres = torch.arange(horizon_days + 1, device=params[0].device, dtype=torch.float32)
-        upper = self.cdf(params, (centres + half_width + 1).expand(batch, -1))
-        lower = self.cdf(params, (centres - half_width).clamp_min(0.0).expand(batch, -1))
-        lower = torch.where(centres - half_width > 0, lower, torch.zeros_like(lower))
-        return centres[(upper - lower).argmax(dim=1)]
+        w = half_width
+        # The window [t - w, t + w] is the 2w-day window starting at t - w.
+        return self.best_window_start(params, 2 * w, -w, horizon_days - w) + w
 
     def best_window_start(
         self, params, width_days: float, earliest_days: int = 1, horizon_days: int = 365
     ) -> torch.Tensor:
-        """The day offset p (from ``earliest_days`` on) that maximises P(p <= gap_day <= p +
-        width): a push at p then most likely finds the user back within ``width`` days. A
-        day-granular gap g is the continuous g + u, u in [0, 1), hence the ``+ 1``."""
+        """The day offset p (from ``earliest_days`` to ``horizon_days``) that maximises
+        P(p <= gap_day <= p + width): a push at p then most likely finds the user back within
+        ``width`` days. A day-granular gap g is the continuous g + u, u in [0, 1), hence the
+        ``+ 1``; a window starting on or before the last event's day holds all mass below."""
         batch = params[0].shape[0]
         starts = torch.arange(
             earliest_days, horizon_days + 1, device=params[0].device, dtype=torch.float32
         )
         upper = self.cdf(params, (starts + width_days + 1).expand(batch, -1))
-        lower = self.cdf(params, starts.expand(batch, -1))
+        lower = self.cdf(params, starts.clamp_min(0.0).expand(batch, -1))
+        lower = torch.where(starts > 0, lower, torch.zeros_like(lower))
         return starts[(upper - lower).argmax(dim=1)]
 
     def quantile(self, params, q: float, max_days: float = 36500.0) -> torch.Tensor:
