@@ -70,6 +70,7 @@ def test_aggregate_counts_and_censoring() -> None:
     assert out["spam"] == pytest.approx(50.0)
     assert out["HR@10"] == pytest.approx(25.0)  # 1 of 4
     assert out["hits"] == 1
+    assert out["HR@10_of_timely"] == pytest.approx(50.0)  # 1 hit of 2 timely pushes
     # Wilson 95% intervals: 2 of 4 -> 0.5 +- 1.96 sqrt(1/16 + 1.96^2/64) / (1 + 1.96^2/4)
     half = 1.96 * math.sqrt(1 / 16 + 1.96**2 / 64) / (1 + 1.96**2 / 4)
     assert out["timely_ci95"] == pytest.approx((100 * (0.5 - half), 100 * (0.5 + half)))
@@ -88,6 +89,7 @@ def test_no_pushes() -> None:
     out = score_pushes([], TIMELINES, WEEK, 10, data_end=28 * DAY, users=3, weeks=4.0)
     assert out["judged"] == 0 and out["timely"] is None and out["pushes_per_user_week"] == 0.0
     assert out["timely_ci95"] is None and out["HR@10_ci95"] is None
+    assert out["HR@10_of_timely"] is None and out["HR@10_of_timely_ci95"] is None
 
 
 def test_wilson_interval_at_the_edges() -> None:

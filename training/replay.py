@@ -151,13 +151,18 @@ def summarise(
     timelines = Timelines(later)
     users = len(np.unique(data.users))
     weeks = (data.end - data.cutoff) / (7 * DAY)
-    windows = {
-        f"{w:g}d": {
-            s: score_pushes(records, timelines, w * DAY, opts.k, data.end, users, weeks)
-            for s, records in pushes.items()
+
+    def tables(keep: Callable[[PushRecord], bool]) -> dict[str, dict[str, dict[str, Any]]]:
+        return {
+            f"{w:g}d": {
+                s: score_pushes([p for p in records if keep(p)], timelines, w * DAY, opts.k,
+                                data.end, users, weeks)  # fmt: skip
+                for s, records in pushes.items()
+            }
+            for w in opts.windows_days
         }
-        for w in opts.windows_days
-    }
+
+    windows = tables(lambda p: True)
     result: dict[str, Any] = {
         "data": opts.data,
         "cutoff": opts.cutoff,
@@ -179,6 +184,9 @@ def summarise(
             f"{min(opts.windows_days):g} days"
         ),
         "windows": windows,
+        # The pushes each strategy timed itself, without the fallback delay's (users with too
+        # little history get the same delay under every strategy).
+        "timed_windows": tables(lambda p: not p.fallback),
         "runs": {
             s: {"receiver": r.receiver, "statuses": r.statuses, "wall_s": r.wall_s,
                 "store": r.store}

@@ -16,8 +16,8 @@ from training.replay_scoring import PushRecord  # noqa: E402
 
 DAY = 86400.0
 COLUMNS = ("pushes", "judged", "timely", "timely_ci95", "spam", "hits", "HR@{k}",
-           "HR@{k}_ci95", "NDCG@{k}", "median_lead_days", "pushes_per_user_week",
-           "spam_per_user_week")  # fmt: skip
+           "HR@{k}_ci95", "HR@{k}_of_timely", "NDCG@{k}", "median_lead_days",
+           "pushes_per_user_week", "spam_per_user_week")  # fmt: skip
 
 
 def _cell(value: Any) -> str:
@@ -48,12 +48,19 @@ def markdown(result: Mapping[str, Any]) -> str:
         "",
     ]
     header = [c.format(k=k) for c in COLUMNS]
-    for window, rows in result["windows"].items():
-        lines += [f"## Window {window}", "", "| strategy | " + " | ".join(header) + " |",
-                  "|---" * (len(header) + 1) + "|"]  # fmt: skip
-        for strategy, row in rows.items():
-            lines.append(f"| {strategy} | " + " | ".join(_cell(row[c]) for c in header) + " |")
-        lines.append("")
+    sections = [("windows", ""), ("timed_windows", ", strategy-timed pushes only")]
+    for key, caption in sections:
+        for window, rows in result[key].items():
+            lines += [f"## Window {window}{caption}", ""]
+            if key == "timed_windows":
+                lines += ["Without the pushes the fallback delay scheduled (too little history "
+                          "for the strategy: the same rule under every strategy).", ""]
+            lines += ["| strategy | " + " | ".join(header) + " |",
+                      "|---" * (len(header) + 1) + "|"]  # fmt: skip
+            for strategy, row in rows.items():
+                cells = " | ".join(_cell(row[c]) for c in header)
+                lines.append(f"| {strategy} | {cells} |")
+            lines.append("")
     lines += ["## Delivery", "", "| strategy | receiver unique | deliveries | duplicates | "
               "rejected | push statuses | wall s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for strategy, run in result["runs"].items():

@@ -8,6 +8,9 @@ A push at time `p` to user `u` with items `r_1..r_K`, judged over a window `w`:
 * **relevant**: HR@K, whether some `r_i` is among the items `u` interacts with in
   `[p, p + w]`; NDCG@K with those items as the relevant set (binary gains, ideal DCG over
   `min(K, number of relevant items)`);
+* **HR@K of timely pushes**: hits / timely pushes. A push that is not timely cannot hit, so
+  HR@K = timely share x this; it is the item side alone, the number to set beside the
+  passive reference (whose every push is timely), while HR@K also pays for the clock;
 * **95% intervals** (Wilson score) of the timely share and of HR@K: with a few thousand
   pushes and hit rates under 1%, two strategies' rates often differ by less than the noise;
 * **pushes per user per week**: delivered pushes / users / weeks of the replay, and the same
@@ -32,6 +35,9 @@ class PushRecord:
     user_id: str
     at: float  # unix seconds when the push reached the user
     items: tuple[str, ...]  # ranked
+    # Scheduled by the policy's fallback delay (too little history for the strategy): the
+    # same rule under every strategy, so these pushes blur the comparison of schedules.
+    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,8 +115,8 @@ def score_pushes(
         # Per user per week of the replay; spam counts only judged pushes, so it is a floor.
         return count / users / weeks if users and weeks > 0 else 0.0
 
-    def pct(count: float) -> float | None:
-        return None if n == 0 else 100.0 * count / n
+    def pct(count: float, of: int = n) -> float | None:
+        return None if of == 0 else 100.0 * count / of
 
     timely = sum(s.timely for s in scores)
     hits = sum(s.hit for s in scores)
@@ -124,6 +130,8 @@ def score_pushes(
         "hits": hits,
         f"HR@{k}": pct(hits),
         f"HR@{k}_ci95": wilson_interval(hits, n),
+        f"HR@{k}_of_timely": pct(hits, timely),
+        f"HR@{k}_of_timely_ci95": wilson_interval(hits, timely),
         f"NDCG@{k}": pct(sum(s.ndcg for s in scores)),
         "median_lead_days": None if not leads else _median(leads) / 86400.0,
         "pushes_per_user_week": rate(len(pushes)),

@@ -312,6 +312,7 @@ def simulate(
             data["user_id"],
             datetime.fromisoformat(data["generated_at"]).timestamp(),
             tuple(entry["item_id"] for entry in data["items"]),
+            fallback=data["predicted_at"] is None,
         )
         for data in receiver.received.pushes.values()
     ]

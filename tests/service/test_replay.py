@@ -65,6 +65,16 @@ def test_replay_delivers_every_push_exactly_once(embedded: tuple[Path, dict]) ->
         assert (out / name).is_file(), name
     saved = json.loads((out / "replay.json").read_text())
     assert saved["windows"]["7d"]["fixed"]["pushes"] == table["fixed"]["pushes"]
+    # The strategy-timed table leaves out exactly the pushes the fallback delay scheduled
+    # (the webhook's `predicted_at` is null for them); the passive reference has none.
+    records = json.loads((out / "pushes.json").read_text())
+    timed = result["timed_windows"]["7d"]
+    for strategy, pushed in records.items():
+        assert timed[strategy]["pushes"] == sum(not p["fallback"] for p in pushed), strategy
+    assert not any(p["fallback"] for p in records["passive"])
+    # Users first seen after the cutoff have too little history for a schedule of their own.
+    assert 0 < timed["fixed"]["pushes"] < table["fixed"]["pushes"]
+    assert "## Window 7d, strategy-timed pushes only" in (out / "replay.md").read_text()
     vocab = set(load_checkpoint(result["checkpoint"], "cpu").item_vocab)
     later = load_replay_data(result["data"], result["cutoff"]).later_events()
     known = sum(item in vocab for _, item, _ in later)
