@@ -199,7 +199,8 @@ def summarise(
         },
     }
     write_outputs(result, opts.out)
-    plot_tradeoff(windows, opts.k, opts.out / "tradeoff.png")
+    panels = {"all pushes": windows, "strategy-timed pushes": result["timed_windows"]}
+    plot_tradeoff(panels, opts.k, opts.out / "tradeoff.png")
     busiest = _busiest_users(later, opts.timeline_users)
     if busiest:
         plot_timeline(later, pushes, busiest, data.cutoff, opts.out / "timeline.png")

@@ -99,26 +99,29 @@ def plot_timeline(
     plt.close(fig)
 
 
-def plot_tradeoff(windows: Mapping[str, Mapping[str, Mapping[str, Any]]], k: int,
-                  path: Path) -> None:  # fmt: skip
-    """Timeliness (x) against relevance HR@K (y) with their 95% intervals: a colour per
-    strategy, a marker per window."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+def plot_tradeoff(
+    panels: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]], k: int, path: Path
+) -> None:
+    """Timeliness (x) against relevance HR@K (y) with their 95% intervals, one panel per set
+    of pushes (title -> window -> strategy -> row): a colour per strategy, a marker per
+    window, the same colour for a strategy in every panel."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
     colours: dict[str, Any] = {}
-    for marker, (window, rows) in zip("os^D", windows.items(), strict=False):
-        for strategy, row in rows.items():
-            colour = colours.setdefault(strategy, f"C{len(colours)}")
-            if row["timely"] is None:
-                continue
-            x, y = row["timely"], row[f"HR@{k}"]
-            ax.errorbar(x, y, xerr=_error_bar(x, row["timely_ci95"]),
-                        yerr=_error_bar(y, row[f"HR@{k}_ci95"]), fmt=marker, markersize=7,
-                        color=colour, capsize=3, label=f"{strategy}, {window}")  # fmt: skip
-    ax.set_xlabel("timely pushes (%)")
-    ax.set_ylabel(f"HR@{k} of pushes (%)")
-    ax.set_title("Timeliness vs relevance by strategy and window")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    for ax, (title, windows) in zip(axes[0], panels.items(), strict=True):
+        for marker, (window, rows) in zip("os^D", windows.items(), strict=False):
+            for strategy, row in rows.items():
+                colour = colours.setdefault(strategy, f"C{len(colours)}")
+                if row["timely"] is None:
+                    continue
+                x, y = row["timely"], row[f"HR@{k}"]
+                ax.errorbar(x, y, xerr=_error_bar(x, row["timely_ci95"]),
+                            yerr=_error_bar(y, row[f"HR@{k}_ci95"]), fmt=marker, markersize=7,
+                            color=colour, capsize=3, label=f"{strategy}, {window}")  # fmt: skip
+        ax.set_xlabel("timely pushes (%)")
+        ax.set_ylabel(f"HR@{k} of pushes (%)")
+        ax.set_title(f"Timeliness vs relevance: {title}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
