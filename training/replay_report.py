@@ -48,13 +48,12 @@ def markdown(result: Mapping[str, Any]) -> str:
         "",
     ]
     header = [c.format(k=k) for c in COLUMNS]
-    sections = [("windows", ""), ("timed_windows", ", strategy-timed pushes only")]
-    for key, caption in sections:
+    timed_note = ["Without the pushes the fallback delay scheduled (too little history for "
+                  "the strategy: the same rule under every strategy).", ""]  # fmt: skip
+    sections = [("windows", "", []), ("timed_windows", ", strategy-timed pushes only", timed_note)]
+    for key, caption, note in sections:
         for window, rows in result[key].items():
-            lines += [f"## Window {window}{caption}", ""]
-            if key == "timed_windows":
-                lines += ["Without the pushes the fallback delay scheduled (too little history "
-                          "for the strategy: the same rule under every strategy).", ""]
+            lines += [f"## Window {window}{caption}", "", *note]
             lines += ["| strategy | " + " | ".join(header) + " |",
                       "|---" * (len(header) + 1) + "|"]  # fmt: skip
             for strategy, row in rows.items():
