@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from model.config import MODEL_NAMES, TIME_ENCODINGS
+from model.config import MODEL_NAMES, TIME_ENCODINGS, TPP_INPUTS, TPP_TARGETS
 
 
 class UsageError(Exception):
@@ -78,6 +78,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         recon_loss=args.recon_loss,
         sasrec_loss=args.sasrec_loss,
         diffusion_slots=args.diffusion_slots,
+        tpp_inputs=args.tpp_inputs,
+        tpp_target=args.tpp_target,
     )
     if args.toi_head:
         overrides["toi_head"] = args.toi_head
@@ -190,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=MODEL_NAMES, default="pasrec")
     train.add_argument("--time-encoding", choices=TIME_ENCODINGS)
     train.add_argument("--toi-head", choices=("none", "tpp"))
+    train.add_argument(
+        "--tpp-target",
+        choices=TPP_TARGETS,
+        help="the gaps the tpp head learns: to the next event, or to the next later day",
+    )
+    train.add_argument(
+        "--tpp-inputs",
+        choices=TPP_INPUTS,
+        help="what the tpp head reads: the user state, last time and gaps, or the gaps alone",
+    )
     train.add_argument("--recon-loss", choices=("cosine", "l2"))
     train.add_argument("--sasrec-loss", choices=("ce", "bce"))
     train.add_argument(

@@ -17,13 +17,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
         strategies=args.strategies, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
         toi_checkpoint=Path(args.toi_checkpoint) if args.toi_checkpoint else None,
         format=args.format, name=args.name, max_users=args.max_users, k=args.k,
-        fixed_interval_days=parse_window(args.fixed_interval), hidden=args.hidden,
+        fixed_interval_days=parse_window(args.fixed_interval),
+        min_timely_probability=args.min_timely_probability, hidden=args.hidden,
         epochs=args.epochs, max_minutes=args.max_minutes, history_length=args.history_length,
         seed=args.seed, progress=not args.quiet, database_url=args.database_url,
         redis_url=args.redis_url,
     )  # fmt: skip
     print(markdown(run_replay(opts)))
     return 0
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text!r}")
+    return value
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -56,6 +67,11 @@ def add_replay_commands(sub: argparse._SubParsersAction) -> None:
     )
     rep.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     rep.add_argument("--fixed-interval", default="7d", help="interval of the `fixed` strategy")
+    rep.add_argument(
+        "--min-timely-probability", type=probability, default=0.0,
+        help="tpp_window skips pushes the tpp head gives a lower chance of being timely "
+        "(PASREC_PUSH_MIN_TIMELY_PROBABILITY); default 0: none skipped",
+    )  # fmt: skip
     rep.add_argument("--max-users", type=int, help="a seeded sample of this many users")
     rep.add_argument("--k", type=int, default=10, help="items per push")
     rep.add_argument("--hidden", type=int, default=64, help="hidden size when training")

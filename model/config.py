@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 TIME_ENCODINGS = ("position", "sinusoidal", "gaussian", "rff")
+TPP_INPUTS = ("state", "gaps")
+TPP_TARGETS = ("next", "later_day")
 ARCHITECTURES = (
     "diffusion", "sasrec", "gru4rec", "popularity", "bert4rec", "tisasrec", "meantime", "diffurec"
 )
@@ -32,6 +34,16 @@ class ModelConfig:
     toi: bool = False
     toi_head: str = "none"  # "none" or "tpp" (log-normal mixture over the gap)
     tpp_components: int = 8
+    # What the tpp head reads: "state" (the user state, the last time's encoding and the
+    # history's gaps) or "gaps" (the gaps alone). Absolute-time features lie outside their
+    # training range for every time after the training span (a deployed model's whole life),
+    # where the gaps, being relative, keep their meaning.
+    tpp_inputs: str = "state"
+    # Which gaps the tpp head learns: "next" (to the next event, same day included) or
+    # "later_day" (only targets after the last event's day: once a day's visit is over, the
+    # gap a push is timed against; same-day returns are about half of Beauty's targets and
+    # would otherwise spend the head on mass that no push can act on).
+    tpp_target: str = "next"
     # Post-hoc recalibration of the tpp head, fitted on validation targets after training:
     # the calibrated P(gap <= g) is G(F(g)), G piecewise linear in logit(F) (model/tpp.py).
     # Empty: the raw mixture.
@@ -72,6 +84,10 @@ class ModelConfig:
             raise ValueError("the ToI module needs a real-time encoding, not 'position'")
         if self.toi_head not in ("none", "tpp"):
             raise ValueError(f"toi_head must be 'none' or 'tpp', got {self.toi_head!r}")
+        if self.tpp_inputs not in TPP_INPUTS:
+            raise ValueError(f"tpp_inputs must be one of {TPP_INPUTS}, got {self.tpp_inputs!r}")
+        if self.tpp_target not in TPP_TARGETS:
+            raise ValueError(f"tpp_target must be one of {TPP_TARGETS}, got {self.tpp_target!r}")
         if self.toi_head == "tpp" and not self.toi:
             raise ValueError("toi_head='tpp' needs the ToI module (toi=True)")
         if self.recon_loss not in ("cosine", "l2"):

@@ -27,6 +27,10 @@ class NextTime:
     # With a tpp head: the start of the `window_days`-long span the user most likely returns
     # in (from the day after the last event), unix seconds.
     window_start: float | None = None
+    # With a tpp head: P(the user comes back within `window_days` of `window_start` | not
+    # back before it), i.e. how likely a push sent then is timely (a push is only sent to a
+    # user who has not come back by its time).
+    p_timely: float | None = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -113,6 +117,15 @@ class Predictor:
         batch = make_batch(items, day_arr, self.checkpoint.time, self.device)
         return batch, items
 
+    def _gap_batch(self, histories: list[History]) -> dict[str, torch.Tensor]:
+        """The days of every event, known item or not, for a tpp head that reads the gaps
+        alone: its forecast then starts at the user's last event, as a push's delay does,
+        and sees visits to items released after training (1 marks a present slot)."""
+        length = self.history_length
+        days = left_pad([[int(t // DAY_SECONDS) for _, t in h] for h in histories], length)
+        present = left_pad([[1] * len(h) for h in histories], length)
+        return make_batch(present, days, self.checkpoint.time, self.device)
+
     @torch.no_grad()
     def recommend(
         self,
@@ -162,15 +175,20 @@ class Predictor:
         days = decode_toi_days(
             predicted, last_days, model.time_encoding, self.checkpoint.time, self.horizon_days
         ).tolist()
-        params = model.gap_distribution(batch) if self.has_tpp else None
+        params = None
+        if self.has_tpp:
+            gaps_only = not model.tpp.reads_state
+            params = model.gap_distribution(self._gap_batch(histories) if gaps_only else batch)
         if params is not None:
             # Whole-batch quantiles and CDFs: one bisection per level, not one per user.
             gap_quantiles = {q: model.tpp.quantile(params, q).tolist() for q in QUANTILES}
             horizon = torch.tensor(HORIZONS_DAYS, device=self.device)
             within = model.tpp.cdf(params, horizon.expand(len(histories), -1)).tolist()
-            window = model.tpp.best_window_start(
+            start = model.tpp.best_window_start(
                 params, self.window_days, horizon_days=self.horizon_days
-            ).tolist()
+            )
+            window = start.tolist()
+            timely = model.tpp.p_timely(params, start, self.window_days).tolist()
         out: list[NextTime | None] = []
         for row, history in enumerate(histories):
             if not history or items[row, -1] == 0:
@@ -185,6 +203,7 @@ class Predictor:
                 }
                 result.p_within = dict(zip(HORIZONS_DAYS, within[row], strict=True))
                 result.window_start = last_midnight + window[row] * DAY_SECONDS
+                result.p_timely = timely[row]
             out.append(result)
         return out
 

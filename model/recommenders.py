@@ -180,10 +180,12 @@ class DiffusionRecommender(Recommender):
 
     @torch.no_grad()
     def gap_distribution(self, batch: Batch) -> tuple[torch.Tensor, ...] | None:
-        """Parameters of the tpp head's mixture for each history (None without the head)."""
+        """Parameters of the tpp head's mixture for each history (None without the head).
+        A head that reads the gaps alone needs only ``batch``'s times and present slots."""
         if self.config.toi_head != "tpp":
             return None
-        return self.tpp.features(self.user_state(batch), batch, self.time_encoding)
+        user = self.user_state(batch) if self.tpp.reads_state else None
+        return self.tpp.features(user, batch, self.time_encoding)
 
     @torch.no_grad()
     def generate(self, batch: Batch, at: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:

@@ -2,9 +2,9 @@
 
 Data are day-granular (many same-day returns), so the head models the continuous time
 ``gap_days + u`` with ``u ~ U[0, 1)`` (dequantisation); its quantiles are floored back to days.
-The mixture is over ``log(1 + gap)`` for numerical range. Its input is the user
-representation (detached, so the head cannot cost recommendation quality), the last time's
-encoding and the history's gaps.
+The mixture is over ``log(1 + gap)`` for numerical range. Its input is the history's gaps,
+with (``tpp_inputs="state"``) the user representation (detached, so the head cannot cost
+recommendation quality) and the last time's encoding.
 
 Optionally recalibrated after training (``ModelConfig.tpp_calibration``): a monotone map G
 fitted so that the share of validation targets below the q-quantile is q. Every probability
@@ -69,8 +69,10 @@ class LogNormalMixtureHead(nn.Module):
         k = config.tpp_components
         self.span_days = config.span_days
         gaps = config.history_length - 1
+        self.reads_state = config.tpp_inputs == "state"
+        width = 2 * gaps + (2 * d if self.reads_state else 0)
         self.net = nn.Sequential(
-            nn.Linear(2 * d + 2 * gaps, d),
+            nn.Linear(width, d),
             nn.GELU(),
             nn.Linear(d, d),
             nn.GELU(),
@@ -81,14 +83,19 @@ class LogNormalMixtureHead(nn.Module):
 
     def parameters_for(
         self,
-        user: torch.Tensor,
-        time_encoding: torch.Tensor,
+        user: torch.Tensor | None,
+        time_encoding: torch.Tensor | None,
         items: torch.Tensor,
         times: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         gaps = history_gaps(times, items, self.span_days)
         present = ((items[:, 1:] != 0) & (items[:, :-1] != 0)).to(gaps.dtype)
-        features = torch.cat((user.detach(), time_encoding, gaps, present), dim=-1)
+        parts: tuple[torch.Tensor, ...] = ()
+        if self.reads_state:
+            if user is None or time_encoding is None:
+                raise ValueError("this tpp head reads the user state and the last time")
+            parts = (user.detach(), time_encoding)
+        features = torch.cat((*parts, gaps, present), dim=-1)
         logits, means, log_scales = self.net(features).chunk(3, dim=-1)
         return logits.log_softmax(-1), means, log_scales.clamp(-5.0, 3.0)
 
@@ -142,6 +149,14 @@ class LogNormalMixtureHead(nn.Module):
         lower = torch.where(starts > 0, lower, torch.zeros_like(lower))
         return starts[(upper - lower).argmax(dim=1)]
 
+    def p_timely(self, params, start_days: torch.Tensor, width_days: float) -> torch.Tensor:
+        """P(start <= gap_day <= start + width | gap_day >= start) per row: the chance that a
+        push at day offset ``start`` (>= 1) finds its user back within ``width`` days, given
+        that it is sent at all (the user has not come back before it)."""
+        grid = torch.stack((start_days, start_days + width_days + 1), dim=1).float()
+        lower, upper = self.cdf(params, grid).unbind(1)
+        return (upper - lower) / (1 - lower).clamp_min(1e-6)
+
     def quantile(self, params, q: float, max_days: float = 36500.0) -> torch.Tensor:
         """Gap in days at quantile q, by bisection on log(1 + gap) (the CDF is monotone)."""
         batch = params[0].shape[0]
@@ -154,11 +169,18 @@ class LogNormalMixtureHead(nn.Module):
             high = torch.where(below, high, mid)
         return torch.expm1((low + high) / 2)
 
-    def features(self, user: torch.Tensor, batch: dict[str, torch.Tensor], encode) -> tuple:
-        last = encode(batch["times"][:, -1:]).squeeze(1)
+    def features(
+        self, user: torch.Tensor | None, batch: dict[str, torch.Tensor], encode
+    ) -> tuple:
+        """Mixture parameters; ``user`` may be None when the head reads the gaps alone."""
+        last = encode(batch["times"][:, -1:]).squeeze(1) if self.reads_state else None
         return self.parameters_for(user, last, batch["items"], batch["times"])
 
     def nll(self, user: torch.Tensor, batch: dict[str, torch.Tensor], encode) -> torch.Tensor:
         gap = (batch["target_time"] - batch["times"][:, -1]).clamp_min(0.0) * self.span_days
-        gap = gap.round() + torch.rand_like(gap)
-        return -self.log_prob(self.features(user, batch, encode), gap).mean()
+        gap = gap.round()
+        nll = -self.log_prob(self.features(user, batch, encode), gap + torch.rand_like(gap))
+        if self.config.tpp_target == "later_day":
+            later = (gap > 0).to(nll.dtype)
+            return (nll * later).sum() / later.sum().clamp_min(1.0)
+        return nll.mean()

@@ -225,6 +225,11 @@ class Settings(BaseSettings):
     (`low_return_probability`). Read at the head's nearest horizon at or above
     `push_horizon_s` (1, 7 or 30 days; 30 beyond that). 0: never skip."""
 
+    push_min_timely_probability: float = Field(default=0.0, ge=0, le=1)
+    """With `push_timing=tpp_window`: no push when the tpp head gives it less than this
+    probability of being timely, i.e. of the user coming back within `push_target_window_s`
+    of it, given not before it (`low_timely_probability`). 0: never skip."""
+
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     """Port on which `pasrec worker` serves Prometheus `/metrics`; unset: none."""
 

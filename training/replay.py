@@ -47,6 +47,8 @@ class ReplayOptions:
     max_users: int | None = None
     k: int = 10
     fixed_interval_days: float = 7.0
+    # The tpp_window strategy skips pushes the head gives less chance of being timely.
+    min_timely_probability: float = 0.0
     # Training when no checkpoint is given: a small PASRec, with the tpp head unless told not.
     hidden: int = 64
     tpp_head: bool = True
@@ -126,6 +128,7 @@ def run_replay(
             opts.fixed_interval_days * DAY, with_passive="passive" in strategies and index == 0,
             on_push=on_push if index == 0 else None, progress=opts.progress,
             toi_checkpoint=opts.toi_checkpoint, target_window_s=min(opts.windows_days) * DAY,
+            min_timely_probability=opts.min_timely_probability,
         )  # fmt: skip
     pushes: dict[str, list[PushRecord]] = {
         s: runs[s].pushes for s in strategies if s in runs and s != "passive"
@@ -182,6 +185,11 @@ def summarise(
             f"{max(opts.windows_days):g} days, no quiet hours, no return-probability gate; "
             f"fixed interval {opts.fixed_interval_days:g} days; tpp_window aims at "
             f"{min(opts.windows_days):g} days"
+            + (
+                f" and skips pushes with P(timely) < {opts.min_timely_probability:g}"
+                if opts.min_timely_probability
+                else ""
+            )
         ),
         "windows": windows,
         # The pushes each strategy timed itself, without the fallback delay's (users with too

@@ -159,12 +159,13 @@ def running_service(settings: Settings, clock: VirtualClock) -> Iterator[tuple[s
 def replay_settings(
     store: dict[str, Any], checkpoint: Path, webhook_url: str, secret: str, strategy: str,
     horizon_s: float, k: int, fixed_interval_s: float, toi_checkpoint: Path | None = None,
-    target_window_s: float = 7 * 86400.0,
+    target_window_s: float = 7 * 86400.0, min_timely_probability: float = 0.0,
 ) -> Settings:  # fmt: skip
     """One policy for every strategy. Quiet hours are off (public logs are stamped in UTC,
     often at midnight, so quiet hours would shift every push by hours) and so is the tpp
     return-probability gate (it would apply to the model's strategies only); the horizon is
-    the longest scoring window."""
+    the longest scoring window. `min_timely_probability` gates `tpp_window` only: the
+    model's own say on when not to push, the one thing the other schedules cannot offer."""
     return Settings(
         _env_file=None,
         **store,
@@ -184,6 +185,7 @@ def replay_settings(
         push_quiet_end=None,
         push_horizon_s=horizon_s,
         push_min_return_probability=0.0,
+        push_min_timely_probability=min_timely_probability,
         push_rate_limit_per_s=0,
         push_k=k,
         max_batch_events=BATCH,
@@ -253,6 +255,7 @@ def simulate(
     progress: bool = True,
     toi_checkpoint: Path | None = None,
     target_window_s: float = 7 * 86400.0,
+    min_timely_probability: float = 0.0,
 ) -> RunResult:
     """Replay `later` (chronological) after loading `before` as history, under one strategy."""
     started = time.perf_counter()
@@ -265,7 +268,7 @@ def simulate(
     ):
         settings = replay_settings(
             fields, checkpoint, receiver.url, secret, strategy, horizon_s, k, fixed_interval_s,
-            toi_checkpoint, target_window_s,
+            toi_checkpoint, target_window_s, min_timely_probability,
         )
         with running_service(settings, clock) as (url, ctx):
             key = create_key(settings, "replay", ["ingest", "read", "admin"])

@@ -78,7 +78,10 @@ def tpp_pit(
     device: torch.device,
     batch_size: int = 2048,
 ) -> torch.Tensor:
-    """The raw mixture's F(true gap) per target (the probability integral transform)."""
+    """The raw mixture's F(true gap) per target (the probability integral transform), over
+    the targets the head learns (``tpp_target="later_day"``: those after the last day)."""
+    if model.config.tpp_target == "later_day":
+        samples = samples.subset(np.flatnonzero(samples.target_day > samples.days[:, -1]))
     jitter = torch.Generator().manual_seed(0)
     values = []
     for part, batch in _batches(samples, normalizer, device, batch_size):

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 BEYOND_HORIZON = "beyond_horizon"
 LOW_RETURN_PROBABILITY = "low_return_probability"
+LOW_TIMELY_PROBABILITY = "low_timely_probability"
 USER_ACTIVE = "user_active"
 MIN_GAP = "min_gap"
 FREQUENCY_CAP = "frequency_cap"
@@ -62,6 +63,12 @@ def plan(
         skip = BEYOND_HORIZON
     elif p_return is not None and p_return < settings.push_min_return_probability:
         skip = LOW_RETURN_PROBABILITY
+    elif (
+        next_time is not None
+        and next_time.p_timely is not None
+        and next_time.p_timely < settings.push_min_timely_probability
+    ):
+        skip = LOW_TIMELY_PROBABILITY
     return Plan(due, predicted, p_return, next_time is None, skip)
 
 

@@ -8,7 +8,9 @@ delivery path:
   without a tpp head gives no time, so the fallback delay applies);
 - `tpp_window`: the start of the `push_target_window_s`-long span (from the day after the
   last event) in which the head puts the most probability of the user's return: the time a
-  push most likely finds the user back within that window, which is what "timely" means;
+  push most likely finds the user back within that window, which is what "timely" means.
+  It carries the head's probability that the push is timely, which the policy's
+  `push_min_timely_probability` gate reads: the model also says when not to push;
 - `fixed`: `push_fixed_interval_s` after the user's last event;
 - `user_median`: the median gap between the distinct event times of the user's recent
   history (the fallback delay with fewer than two distinct times).
@@ -43,10 +45,15 @@ def next_time(
     if strategy in ("tpp_median", "tpp_window"):
         if predicted is None or not predicted.quantiles:
             return None  # no tpp head: no distribution to read a time from
-        at = predicted.quantiles[0.5] if strategy == "tpp_median" else predicted.window_start
+        if strategy == "tpp_median":
+            at, p_timely = predicted.quantiles[0.5], None
+        else:
+            at, p_timely = predicted.window_start, predicted.p_timely
         if at is None:
             return None
-        return NextTime(at, predicted.quantiles, predicted.p_within, predicted.window_start)
+        return NextTime(
+            at, predicted.quantiles, predicted.p_within, predicted.window_start, p_timely
+        )
     last = history.events[-1].ts
     if strategy == "fixed":
         return NextTime(last + settings.push_fixed_interval_s)
