@@ -128,3 +128,19 @@ def test_predictor_gives_ordered_quantiles_with_the_tpp_head(tmp_path):
     # Batched and single answers agree (the scheduler batches users).
     alone = predictor.predict_next_time(histories[1:])[0]
     assert alone.quantiles == pytest.approx(predictor.predict_next_time(histories)[1].quantiles)
+
+
+def test_a_gaps_only_head_forecasts_from_the_last_event_of_any_item(tmp_path):
+    """Visits to items the checkpoint never saw still say when the user was last here: a
+    gaps-only head reads them, so its forecast moves with such a visit and starts after it."""
+    _, path = saved(tmp_path, toi_head="tpp", tpp_inputs="gaps", span_days=400.0)
+    predictor = Predictor.load(path, device="cpu")
+    day = 86400
+    known = [("item-1", 15100 * day), ("item-2", 15103 * day), ("item-3", 15110 * day)]
+    later_visit = [*known, ("new-item", 15140 * day)]
+    before, after = predictor.predict_next_time([known, later_visit])
+    assert before.window_start >= 15111 * day
+    assert after.window_start >= 15141 * day  # counted from the unknown item's visit
+    assert after.quantiles[0.5] >= 15140 * day
+    assert before.p_timely != pytest.approx(after.p_timely)  # the 30-day gap is read
+    assert 0.0 <= after.p_timely <= 1.0

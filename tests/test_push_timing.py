@@ -23,7 +23,8 @@ def settings(timing: str) -> Settings:
 
 
 PREDICTED = NextTime(
-    20 * DAY, quantiles={0.5: 15 * DAY}, p_within={7.0: 0.4}, window_start=12 * DAY
+    20 * DAY, quantiles={0.5: 15 * DAY}, p_within={7.0: 0.4}, window_start=12 * DAY,
+    p_timely=0.3,
 )
 
 
@@ -41,6 +42,9 @@ def test_tpp_median_takes_the_median_and_keeps_the_distribution() -> None:
 def test_tpp_window_pushes_at_the_start_of_the_likeliest_window() -> None:
     chosen = next_time(settings("tpp_window"), history(0, 10), PREDICTED, True)
     assert chosen is not None and chosen.time == 12 * DAY and chosen.quantiles == {0.5: 15 * DAY}
+    # The chance of being timely belongs to a push at the window's start, and to no other time.
+    assert chosen.p_timely == 0.3
+    assert next_time(settings("tpp_median"), history(0, 10), PREDICTED, True).p_timely is None
     assert next_time(settings("tpp_window"), history(0, 10), NextTime(20 * DAY), True) is None
     # The median strategy needs no window; the window strategy does.
     no_window = NextTime(20 * DAY, quantiles={0.5: 15 * DAY})

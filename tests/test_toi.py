@@ -202,3 +202,69 @@ def test_recalibration_fixes_a_head_whose_spread_is_too_narrow():
 def test_invalid_calibration_is_refused(values):
     with pytest.raises(ValueError, match="tpp_calibration"):
         preset("pasrec", n_items=4, hidden=8, toi_head="tpp", tpp_calibration=values)
+
+
+def _tpp_model(**overrides):
+    config = preset("pasrec", n_items=20, hidden=16, history_length=4, toi_head="tpp",
+                    span_days=100.0, tpp_components=2, **overrides)  # fmt: skip
+    torch.manual_seed(0)
+    return build_model(config).eval()
+
+
+def _gap_batch(shift: float = 0.0, items=None):
+    return {
+        "items": torch.tensor(items or [[0, 3, 4, 5], [1, 2, 3, 4]]),
+        "times": torch.tensor([[0.0, 0.10, 0.12, 0.30], [0.2, 0.21, 0.25, 0.4]]) + shift,
+        "target_time": torch.tensor([0.30, 0.47]) + shift,
+    }
+
+
+def test_gaps_only_tpp_head_reads_no_absolute_time_and_no_item():
+    """Past the training span (times > 1) absolute features are out of range; a head on the
+    gaps alone gives the same forecast for the same rhythm at any time, whatever the items."""
+    gaps_head = _tpp_model(tpp_inputs="gaps")
+    later = _gap_batch(shift=2.0, items=[[0, 9, 8, 7], [6, 5, 4, 3]])
+    for now, then in zip(gaps_head.gap_distribution(_gap_batch()),
+                         gaps_head.gap_distribution(later), strict=True):  # fmt: skip
+        assert torch.allclose(now, then, atol=1e-6)
+    state_head = _tpp_model()
+    now, then = state_head.gap_distribution(_gap_batch()), state_head.gap_distribution(later)
+    assert not torch.allclose(now[1], then[1])
+
+
+def test_later_day_target_leaves_same_day_returns_out_of_the_loss():
+    """Row 0's target falls on its last event's day (gap 0), row 1's 7 days later: under
+    `later_day` the loss is row 1's alone, whatever row 0 holds; under `next` it is not."""
+    for target, row_0_counts in (("later_day", False), ("next", True)):
+        model = _tpp_model(tpp_inputs="gaps", tpp_target=target)
+        batch = _gap_batch()
+        changed = {**batch, "times": batch["times"].clone()}
+        changed["times"][0, 1] = 0.25  # another rhythm for row 0 only
+        losses = []
+        for b in (batch, changed):
+            torch.manual_seed(3)  # the same dequantisation draws
+            with torch.no_grad():
+                losses.append(float(model.tpp.nll(None, b, model.time_encoding)))
+        assert (losses[0] != pytest.approx(losses[1])) == row_0_counts, target
+
+
+def test_p_timely_is_the_window_mass_given_no_return_before_the_push():
+    """60 % of returns on the day itself, 40 % tightly around day 30. A push on day 1 is sent
+    to a user not back on day 0, who will return around day 30: not within 7 days of it. A
+    push on day 25 finds such a user back by day 33 almost surely."""
+    head = _tpp_model().tpp
+    params = (torch.log(torch.tensor([[0.6, 0.4]] * 2)),
+              torch.log1p(torch.tensor([[0.3, 30.0]] * 2)),
+              torch.log(torch.tensor([[0.05, 0.01]] * 2)))  # fmt: skip
+    p = head.p_timely(params, torch.tensor([1.0, 25.0]), 7.0)
+    assert p[0].item() < 0.01 and p[1].item() > 0.99
+    start = torch.tensor([5.0, 25.0])
+    grid = torch.stack((start, start + 8.0), dim=1)
+    lower, upper = head.cdf(params, grid).unbind(1)
+    assert torch.allclose(head.p_timely(params, start, 7.0), (upper - lower) / (1 - lower))
+
+
+@pytest.mark.parametrize(("field", "value"), [("tpp_inputs", "items"), ("tpp_target", "soon")])
+def test_unknown_tpp_options_are_refused(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be one of"):
+        ModelConfig(**{field: value})

@@ -120,7 +120,10 @@ def plot_tradeoff(
         ax.set_ylabel(f"HR@{k} of pushes (%)")
         ax.set_title(f"Timeliness vs relevance: {title}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
+        else:  # e.g. a gate that let none of a strategy's own pushes through
+            ax.text(0.5, 0.5, "no pushes", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

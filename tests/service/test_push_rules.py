@@ -81,9 +81,23 @@ def test_return_probability_at_the_nearest_tpp_horizon() -> None:
     assert policy.return_probability(NextTime(0.0), 86400.0) is None
 
 
+def test_the_timely_probability_gate_skips_only_pushes_the_model_doubts() -> None:
+    settings = _settings(push_min_timely_probability=0.3)
+    now = datetime(2025, 1, 10, tzinfo=UTC)
+    due = now.timestamp() + 86400.0
+    doubtful = policy.plan(settings, now, now, NextTime(due, p_timely=0.2))
+    assert doubtful.skip == policy.LOW_TIMELY_PROBABILITY
+    assert policy.plan(settings, now, now, NextTime(due, p_timely=0.3)).skip is None
+    # Other strategies give no such probability; the fallback has no prediction at all.
+    assert policy.plan(settings, now, now, NextTime(due)).skip is None
+    assert policy.plan(settings, now, now, None).skip is None
+    assert policy.plan(_settings(), now, now, NextTime(due, p_timely=0.01)).skip is None
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
+        ({"push_min_timely_probability": 1.5}, "less than or equal to 1"),
         ({"push_webhook_url": "http://h"}, "needs push_webhook_secret"),
         ({"push_webhook_secret": "hunter2-hunter2"}, "whsec_"),
         ({"push_webhook_secret": "whsec_!!!"}, "not base64"),

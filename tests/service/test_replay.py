@@ -187,3 +187,24 @@ def test_replay_pairs_one_checkpoints_items_with_anothers_clock(
     with pytest.raises(ValueError, match="has no time-of-interest module"):
         run_replay(_options(ml_slice, tmp_path / "bad", checkpoint=pasrec, toi_checkpoint=ranker))
     assert not (tmp_path / "bad" / "runs").exists()
+
+
+def test_the_timely_probability_gate_drops_only_the_pushes_the_head_doubts(
+    embedded: tuple[Path, dict], ml_slice: Path, tmp_path: Path
+) -> None:
+    """`tpp_window` with the gate at 1 sends none of its own pushes (each is recorded as
+    skipped for its low chance of being timely) and the same fallback pushes as without it."""
+    checkpoint = Path(embedded[1]["checkpoint"])
+    results = {
+        gate: run_replay(_options(ml_slice, tmp_path / f"gate{gate}", checkpoint=checkpoint,
+                                  strategies=["tpp_window"], min_timely_probability=gate))
+        for gate in (0.0, 1.0)
+    }  # fmt: skip
+    timed = {g: r["timed_windows"]["7d"]["tpp_window"]["pushes"] for g, r in results.items()}
+    assert timed[0.0] > 0 and timed[1.0] == 0
+    everything = {g: r["windows"]["7d"]["tpp_window"]["pushes"] for g, r in results.items()}
+    assert everything[0.0] - timed[0.0] == everything[1.0]  # the fallback pushes
+    statuses = results[1.0]["runs"]["tpp_window"]["statuses"]
+    assert statuses.get("skipped:low_timely_probability", 0) >= timed[0.0]
+    assert "skips pushes with P(timely) < 1" in results[1.0]["policy"]
+    assert "skipped:low_timely_probability" not in results[0.0]["runs"]["tpp_window"]["statuses"]
