@@ -4,7 +4,8 @@ Data are day-granular (many same-day returns), so the head models the continuous
 ``gap_days + u`` with ``u ~ U[0, 1)`` (dequantisation); its quantiles are floored back to days.
 The mixture is over ``log(1 + gap)`` for numerical range. Its input is the history's gaps,
 with (``tpp_inputs="state"``) the user representation (detached, so the head cannot cost
-recommendation quality) and the last time's encoding.
+recommendation quality) and the last time's encoding, or (``"gaps"``) the rhythm of the
+distinct days instead: features that keep their meaning at any absolute time.
 
 Optionally recalibrated after training (``ModelConfig.tpp_calibration``): a monotone map G
 fitted so that the share of validation targets below the q-quantile is q. Every probability
@@ -26,6 +27,31 @@ def history_gaps(times: torch.Tensor, items: torch.Tensor, span_days: float) -> 
     gaps = (times[:, 1:] - times[:, :-1]).clamp_min(0.0) * span_days
     valid = (items[:, 1:] != 0) & (items[:, :-1] != 0)
     return torch.log1p(gaps) * valid
+
+
+RHYTHM_FEATURES = 4
+
+
+def history_rhythm(times: torch.Tensor, items: torch.Tensor, span_days: float) -> torch.Tensor:
+    """The user's rhythm from the gaps between the history's distinct days: log(1 + median),
+    log(1 + mean), whether there is any such gap, and their count as a share of the slots.
+    The strongest simple schedule on Beauty is the user's median gap; a head reading raw
+    gaps alone ranks returns below it (docs/results/replay/README.md)."""
+    gaps = (times[:, 1:] - times[:, :-1]).clamp_min(0.0) * span_days
+    later = (items[:, 1:] != 0) & (items[:, :-1] != 0) & (gaps > 0)
+    median = torch.nanmedian(torch.where(later, gaps, torch.nan), dim=1).values
+    count = later.sum(1)
+    mean = (gaps * later).sum(1) / count.clamp_min(1)
+    has = count > 0
+    return torch.stack(
+        (
+            torch.where(has, torch.log1p(median), 0.0),
+            torch.log1p(mean),
+            has.to(gaps.dtype),
+            count.to(gaps.dtype) / gaps.shape[1],
+        ),
+        dim=1,
+    )
 
 
 # The calibration map is piecewise linear in logit(F) on [-LOGIT_RANGE, LOGIT_RANGE]: evenly
@@ -70,7 +96,7 @@ class LogNormalMixtureHead(nn.Module):
         self.span_days = config.span_days
         gaps = config.history_length - 1
         self.reads_state = config.tpp_inputs == "state"
-        width = 2 * gaps + (2 * d if self.reads_state else 0)
+        width = 2 * gaps + (2 * d if self.reads_state else RHYTHM_FEATURES)
         self.net = nn.Sequential(
             nn.Linear(width, d),
             nn.GELU(),
@@ -90,11 +116,12 @@ class LogNormalMixtureHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         gaps = history_gaps(times, items, self.span_days)
         present = ((items[:, 1:] != 0) & (items[:, :-1] != 0)).to(gaps.dtype)
-        parts: tuple[torch.Tensor, ...] = ()
         if self.reads_state:
             if user is None or time_encoding is None:
                 raise ValueError("this tpp head reads the user state and the last time")
-            parts = (user.detach(), time_encoding)
+            parts: tuple[torch.Tensor, ...] = (user.detach(), time_encoding)
+        else:
+            parts = (history_rhythm(times, items, self.span_days),)
         features = torch.cat((*parts, gaps, present), dim=-1)
         logits, means, log_scales = self.net(features).chunk(3, dim=-1)
         return logits.log_softmax(-1), means, log_scales.clamp(-5.0, 3.0)

@@ -268,3 +268,16 @@ def test_p_timely_is_the_window_mass_given_no_return_before_the_push():
 def test_unknown_tpp_options_are_refused(field, value):
     with pytest.raises(ValueError, match=f"{field} must be one of"):
         ModelConfig(**{field: value})
+
+
+def test_history_rhythm_by_hand():
+    """Days 0, 0, 2, 7 after a padded slot: distinct-day gaps 2 and 5 (the same-day pair and
+    the padding are no gap); the median is the lower middle one of an even count."""
+    from model.tpp import history_rhythm
+
+    items = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 0, 0, 5]])
+    times = torch.tensor([[0.0, 0.0, 0.0, 0.02, 0.07], [0.0, 0.0, 0.0, 0.0, 0.5]])
+    rhythm = history_rhythm(times, items, span_days=100.0)
+    expected = [math.log1p(2.0), math.log1p(3.5), 1.0, 0.5]
+    assert rhythm[0].tolist() == pytest.approx(expected, abs=1e-5)
+    assert rhythm[1].tolist() == [0.0, 0.0, 0.0, 0.0]  # one event: no rhythm yet
