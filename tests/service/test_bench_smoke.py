@@ -138,3 +138,25 @@ def test_final_gap_shift_smoke(ml100k: Path, tmp_path: Path) -> None:
     users = sum(row["test"]["count"] for row in report["bins"])
     assert users == sum(row["train"]["count"] for row in report["bins"]) > 0
     assert table.count("\n| ") == 4 + 2 and "| all |" in table
+
+
+def test_push_schedules_smoke(ml100k: Path, tmp_path: Path) -> None:
+    lines = ml100k.read_text().splitlines()
+    data = tmp_path / "slice.inter"
+    data.write_text("\n".join([lines[0], *(r for r in lines[1:] if int(r.split("\t")[0]) <= 40)]))
+    _run([sys.executable, "-m", "cli.main", "train", "--data", str(data), "--epochs", "1",
+          "--hidden", "16", "--ddim-steps", "5", "--diffusion-steps", "50", "--toi-head", "tpp",
+          "--tpp-inputs", "gaps", "--tpp-target", "later_day", "--history-length", "10",
+          "--quiet", "--out", str(tmp_path / "clock")])  # fmt: skip
+    table = _run([sys.executable, "bench/push_schedules.py", "--data", str(data),
+                  "--checkpoint", str(tmp_path / "clock" / "checkpoint"),
+                  "--out", str(tmp_path / "out")])  # fmt: skip
+    report = json.loads((tmp_path / "out" / "push_schedules.json").read_text())
+    assert report["decision_points"] > 0
+    # A stricter gate never sends more; a looser median limit never sends fewer.
+    gated = [row["pushes"] for row in report["tpp_window"].values()]
+    assert gated == sorted(gated, reverse=True) and gated[0] > 0
+    limited = [row["pushes"] for row in report["median_gate"].values()]
+    assert limited == sorted(limited)
+    assert (tmp_path / "out" / "push_schedules.png").stat().st_size > 0
+    assert "| user_median |" in table
