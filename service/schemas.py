@@ -110,6 +110,11 @@ class NextTimeOut(BaseModel):
         description="Only with a tpp head: when a push most likely finds the user back within "
         "PASREC_PUSH_TARGET_WINDOW_S (the `tpp_window` push timing).",
     )
+    p_timely: float | None = Field(
+        default=None,
+        description="Only with a tpp head: the probability that a push at window_start is "
+        "timely (the user back within the window, given not back before it).",
+    )
 
     @classmethod
     def of(cls, value: NextTime | None) -> NextTimeOut | None:
@@ -127,6 +132,7 @@ class NextTimeOut(BaseModel):
             window_start=None
             if value.window_start is None
             else datetime.fromtimestamp(value.window_start, UTC),
+            p_timely=value.p_timely,
         )
 
 

@@ -76,9 +76,13 @@ def parse_window(text: str) -> float:
 
 def train_before_cutoff(data: ReplayData, opts: ReplayOptions) -> Path:
     path = data.write_before(opts.out / "train" / "before_cutoff.inter")
+    # The clock that holds up after the cutoff: every replayed time lies past the training
+    # span, where a head on absolute-time features is uninformative (docs/results/replay/).
+    clock = {"tpp_inputs": "gaps", "tpp_target": "later_day"} if opts.tpp_head else {}
     overrides = {
         "hidden": opts.hidden,
         "toi_head": "tpp" if opts.tpp_head else "none",
+        **clock,
         **opts.model_overrides,
     }
     cfg = TrainConfig(

@@ -54,6 +54,7 @@ def test_personalised_top_k_excludes_everything_seen(
     last_midnight = user_history[-1][1] // 86400 * 86400
     assert last_midnight + 86400 <= window <= last_midnight + 365 * 86400
     assert window % 86400 == 0
+    assert 0.0 <= next_time["p_timely"] <= 1.0
 
 
 def test_exclude_seen_false_matches_the_model(
