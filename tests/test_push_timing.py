@@ -28,8 +28,10 @@ PREDICTED = NextTime(
 )
 
 
-def test_toi_passes_the_prediction_through() -> None:
-    assert next_time(settings("toi"), history(0, 10), PREDICTED, True) is PREDICTED
+def test_toi_passes_the_prediction_through_but_not_the_windows_p_timely() -> None:
+    chosen = next_time(settings("toi"), history(0, 10), PREDICTED, True)
+    assert chosen == NextTime(20 * DAY, {0.5: 15 * DAY}, {7.0: 0.4}, 12 * DAY, None)
+    assert next_time(settings("toi"), history(0, 10), None, True) is None
 
 
 def test_tpp_median_takes_the_median_and_keeps_the_distribution() -> None:

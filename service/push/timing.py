@@ -21,6 +21,7 @@ Every strategy returns a `NextTime` for `policy.plan`, or None for the fallback.
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from typing import Literal
 
 from model.predictor import NextTime
@@ -41,7 +42,8 @@ def next_time(
     if not eligible:
         return None
     if strategy == "toi":
-        return predicted
+        # P(timely) belongs to a push at the window's start, not at the decoded time.
+        return None if predicted is None else replace(predicted, p_timely=None)
     if strategy in ("tpp_median", "tpp_window"):
         if predicted is None or not predicted.quantiles:
             return None  # no tpp head: no distribution to read a time from
