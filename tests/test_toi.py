@@ -9,7 +9,7 @@ from model.recommenders import build_model
 from model.time_encoding import TimeEncoding
 from model.time_norm import TimeNormalizer
 from model.toi_decode import decode_toi_days
-from model.tpp import fit_calibration
+from model.tpp import fit_calibration, history_rhythm
 from training.splits import Samples
 from training.toi_eval import (
     error_summary,
@@ -273,8 +273,6 @@ def test_unknown_tpp_options_are_refused(field, value):
 def test_history_rhythm_by_hand():
     """Days 0, 0, 2, 7 after a padded slot: distinct-day gaps 2 and 5 (the same-day pair and
     the padding are no gap); the median is the lower middle one of an even count."""
-    from model.tpp import history_rhythm
-
     items = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 0, 0, 5]])
     times = torch.tensor([[0.0, 0.0, 0.0, 0.02, 0.07], [0.0, 0.0, 0.0, 0.0, 0.5]])
     rhythm = history_rhythm(times, items, span_days=100.0)
