@@ -6,7 +6,7 @@ after the cutoff, with at least `--min-history` events of items the checkpoint k
 the last L: the users the service times itself), asks when each schedule would push:
 
 - `fixed` (`--fixed-interval` days after the visit) and `user_median` (the median gap
-  between the distinct times of the last L events), as `service/push/timing.py` does;
+  between the distinct times of the last L events, from `service/push/timing.py` itself);
 - `tpp_window`, from the checkpoint's tpp head through `Predictor.predict_next_time` (the
   service's own call), swept over the gate `push_min_timely_probability`;
 - `median_gate`: the fallback delay (1 day) for users whose median gap is at most m days,
@@ -39,6 +39,10 @@ import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from model.predictor import PairedPredictor, Predictor  # noqa: E402
+from service.cache import CachedEvent  # noqa: E402
+from service.history import UserHistory  # noqa: E402
+from service.push import timing  # noqa: E402
+from service.settings import Settings  # noqa: E402
 from training.replay_data import load_replay_data  # noqa: E402
 from training.replay_scoring import wilson_interval  # noqa: E402
 
@@ -47,9 +51,20 @@ GATES = (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
 MEDIAN_LIMITS = (3.0, 7.0, 14.0, 21.0, 30.0, 60.0)
 
 
+USER_MEDIAN = Settings(_env_file=None, push_timing="user_median")
+
+
+def median_gap_push(history: list[tuple[str, float]]) -> float | None:
+    """When the service's `user_median` timing pushes after this history (None: it has no
+    gap to take a median of)."""
+    events = [CachedEvent(at, index, item) for index, (item, at) in enumerate(history)]
+    chosen = timing.next_time(USER_MEDIAN, UserHistory(events, frozenset()), None, True)
+    return None if chosen is None else chosen.time
+
+
 def decision_points(data, predictor, min_history: int) -> dict[str, Any]:
     """Histories (last L events, any item) at each eligible decision point, with the next
-    gap in days (inf: no later visit) and the user's median distinct-time gap in days."""
+    gap in days (inf: no later visit) and the delay of the `user_median` push in days."""
     length = predictor.history_length
     by_user: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for user, item, at in zip(data.users, data.items, data.times, strict=True):
@@ -67,8 +82,8 @@ def decision_points(data, predictor, min_history: int) -> dict[str, Any]:
             times.append(at)
             later = distinct[index + 1] if index + 1 < len(distinct) else np.inf
             gaps.append((later - at) / DAY)
-            own = np.diff(sorted({t for _, t in history})) / DAY
-            medians.append(float(np.median(own)) if len(own) else np.nan)
+            pushed = median_gap_push(history)
+            medians.append(np.nan if pushed is None else (pushed - at) / DAY)
     return {"histories": histories, "times": np.array(times), "gaps": np.array(gaps),
             "medians": np.array(medians)}  # fmt: skip
 

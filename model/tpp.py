@@ -22,23 +22,24 @@ from torch import nn
 from model.config import ModelConfig
 
 
-def history_gaps(times: torch.Tensor, items: torch.Tensor, span_days: float) -> torch.Tensor:
-    """log(1 + gap in days) between consecutive history events; 0 where a slot is padding."""
+def consecutive_gaps(
+    times: torch.Tensor, items: torch.Tensor, span_days: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(gap in days between consecutive history events, whether both slots hold an event)."""
     gaps = (times[:, 1:] - times[:, :-1]).clamp_min(0.0) * span_days
-    valid = (items[:, 1:] != 0) & (items[:, :-1] != 0)
-    return torch.log1p(gaps) * valid
+    return gaps, (items[:, 1:] != 0) & (items[:, :-1] != 0)
 
 
 RHYTHM_FEATURES = 4
 
 
-def history_rhythm(times: torch.Tensor, items: torch.Tensor, span_days: float) -> torch.Tensor:
-    """The user's rhythm from the gaps between the history's distinct days: log(1 + median),
-    log(1 + mean), whether there is any such gap, and their count as a share of the slots.
-    The strongest simple schedule on Beauty is the user's median gap; a head reading raw
-    gaps alone ranks returns below it (docs/results/replay/README.md)."""
-    gaps = (times[:, 1:] - times[:, :-1]).clamp_min(0.0) * span_days
-    later = (items[:, 1:] != 0) & (items[:, :-1] != 0) & (gaps > 0)
+def history_rhythm(gaps: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The user's rhythm from the gaps between the history's distinct days (`gaps`, `valid`
+    from `consecutive_gaps`): log(1 + median), log(1 + mean), whether there is any such gap,
+    and their count as a share of the slots. The strongest simple schedule on Beauty is the
+    user's median gap; a head reading raw gaps alone ranks returns below it
+    (docs/results/replay/README.md)."""
+    later = valid & (gaps > 0)
     median = torch.nanmedian(torch.where(later, gaps, torch.nan), dim=1).values
     count = later.sum(1)
     mean = (gaps * later).sum(1) / count.clamp_min(1)
@@ -114,14 +115,15 @@ class LogNormalMixtureHead(nn.Module):
         items: torch.Tensor,
         times: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        gaps = history_gaps(times, items, self.span_days)
-        present = ((items[:, 1:] != 0) & (items[:, :-1] != 0)).to(gaps.dtype)
+        days, valid = consecutive_gaps(times, items, self.span_days)
+        gaps = torch.log1p(days) * valid  # 0 where a slot is padding
+        present = valid.to(gaps.dtype)
         if self.reads_state:
             if user is None or time_encoding is None:
                 raise ValueError("this tpp head reads the user state and the last time")
             parts: tuple[torch.Tensor, ...] = (user.detach(), time_encoding)
         else:
-            parts = (history_rhythm(times, items, self.span_days),)
+            parts = (history_rhythm(days, valid),)
         features = torch.cat((*parts, gaps, present), dim=-1)
         logits, means, log_scales = self.net(features).chunk(3, dim=-1)
         return logits.log_softmax(-1), means, log_scales.clamp(-5.0, 3.0)

@@ -9,7 +9,7 @@ from model.recommenders import build_model
 from model.time_encoding import TimeEncoding
 from model.time_norm import TimeNormalizer
 from model.toi_decode import decode_toi_days
-from model.tpp import fit_calibration, history_rhythm
+from model.tpp import consecutive_gaps, fit_calibration, history_rhythm
 from training.splits import Samples
 from training.toi_eval import (
     error_summary,
@@ -275,7 +275,7 @@ def test_history_rhythm_by_hand():
     the padding are no gap); the median is the lower middle one of an even count."""
     items = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 0, 0, 5]])
     times = torch.tensor([[0.0, 0.0, 0.0, 0.02, 0.07], [0.0, 0.0, 0.0, 0.0, 0.5]])
-    rhythm = history_rhythm(times, items, span_days=100.0)
+    rhythm = history_rhythm(*consecutive_gaps(times, items, span_days=100.0))
     expected = [math.log1p(2.0), math.log1p(3.5), 1.0, 0.5]
     assert rhythm[0].tolist() == pytest.approx(expected, abs=1e-5)
     assert rhythm[1].tolist() == [0.0, 0.0, 0.0, 0.0]  # one event: no rhythm yet
