@@ -62,6 +62,9 @@ MODEL_FLAGS = {
     "guidance": float,
     "ddim_steps": int,
     "p_uncond": float,
+    "ce_weight": float,
+    "ce_temperature": float,
+    "item_init_std": float,
     "gaussian_sigma": float,
     "rff_sigma": float,
     "diffusion_steps": int,
@@ -76,6 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides.update(
         time_encoding=args.time_encoding,
         recon_loss=args.recon_loss,
+        denoiser=args.denoiser,
         sasrec_loss=args.sasrec_loss,
         diffusion_slots=args.diffusion_slots,
         tpp_inputs=args.tpp_inputs,
@@ -122,7 +126,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.pipeline import run_evaluation
 
     inference = {"ddim_steps": args.ddim_steps, "guidance": args.guidance}
-    result = run_evaluation(args.checkpoint, data_options(args), args.device, inference)
+    result = run_evaluation(
+        args.checkpoint, data_options(args), args.device, inference, args.on
+    )
     if args.toi:
         from training.toi_eval import evaluate_toi_for_checkpoint
 
@@ -147,6 +153,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         jobs=args.jobs, device=args.device, hidden=args.hidden,
         baseline_hidden=args.baseline_hidden, epochs=args.epochs, max_minutes=args.max_minutes,
         diffusion_slots=args.diffusion_slots,
+        objective=args.objective,
         extra=[] if args.lr is None else ["--lr", str(args.lr)],
     )
     print(reproduce(spec))
@@ -163,8 +170,9 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--data", required=True)
     rep.add_argument("--name", default="Beauty")
     rep.add_argument("--methods", nargs="+", choices=MODEL_NAMES, help="tables 3 and 4",
-                     default=["pasrec", "preferdiff", "dreamrec", "sasrec", "gru4rec",
-                              "bert4rec", "tisasrec", "meantime", "diffurec", "popularity"])
+                     default=["pasrec", "pasrec-paper", "preferdiff", "dreamrec", "sasrec",
+                              "gru4rec", "bert4rec", "tisasrec", "meantime", "diffurec",
+                              "popularity"])
     rep.add_argument("--seeds", type=int, default=3)
     rep.add_argument("--jobs", type=int, default=1, help="cells run at the same time")
     rep.add_argument("--device", default="cpu")
@@ -176,9 +184,13 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     rep.add_argument(
         "--diffusion-slots",
         choices=("last", "every"),
-        default="last",
-        help="slots the diffusion models train on (see train --diffusion-slots)",
+        help="slots every diffusion model trains on (default: each preset's own)",
     )
+    rep.add_argument(
+        "--objective", choices=("paper", "full"), default="paper",
+        help="paper: each diffusion preset's own objective; full: every diffusion cell also "
+        "gets the pasrec preset's full-item cross-entropy (Table 7 = its ablation)",
+    )  # fmt: skip
     rep.add_argument("--out", required=True)
     rep.set_defaults(handler=cmd_reproduce)
 
@@ -203,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="what the tpp head reads: the user state, last time and gaps, or the gaps alone",
     )
     train.add_argument("--recon-loss", choices=("cosine", "l2"))
+    train.add_argument(
+        "--denoiser", choices=("linear", "mlp"),
+        help="diffusion models: one linear layer (PreferDiff) or a two-layer MLP",
+    )  # fmt: skip
     train.add_argument("--sasrec-loss", choices=("ce", "bce"))
     train.add_argument(
         "--diffusion-slots",
@@ -260,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--guidance", type=float, help="diffusion models: classifier-free guidance weight w"
     )
+    evaluate.add_argument(
+        "--on", choices=("test", "valid"), default="test",
+        help="the split part to score: valid chooses sampling settings without the test",
+    )  # fmt: skip
     evaluate.add_argument("--toi", action="store_true", help="add ToI metrics in days")
     evaluate.add_argument("--plot", help="with --toi: PNG of the error distributions")
     evaluate.set_defaults(handler=cmd_evaluate)

@@ -55,11 +55,21 @@ class ModelConfig:
     guidance: float = 8.0
     bpr_scale: float = 5.0
     recon_loss: str = "cosine"
+    # Weight of a softmax cross-entropy over every item on the denoised estimate (logits =
+    # x0_hat . item table), added to the IoI loss. PreferDiff's objective sees one in-batch
+    # centroid as its only negative; the full softmax ranks the target against all items, the
+    # supervision the causal baselines get (0 = the paper's objective).
+    ce_weight: float = 0.0
+    ce_temperature: float = 1.0  # the cross-entropy's logits are x0_hat . E / this
+    # Standard deviation of the item table at initialisation; 0 = the architecture's own
+    # (N(0, 1) for the diffusion models, the scale of their noise; d^-0.5 for the classifiers).
+    item_init_std: float = 0.0
     p_uncond: float = 0.1
     # Which encoder slots the diffusion losses train: "last" (PreferDiff: one target per
     # sample) or "every" (each history slot denoises the item that follows it, as SASRec's
     # cross-entropy trains every slot; the ToI loss then targets each next item's time).
     diffusion_slots: str = "last"
+    denoiser: str = "linear"  # "linear" (PreferDiff's one layer) or "mlp" (two layers)
     diffusion_steps: int = 2000
     beta_start: float = 1e-4
     beta_end: float = 0.02
@@ -96,6 +106,8 @@ class ModelConfig:
             raise ValueError(
                 f"diffusion_slots must be 'last' or 'every', got {self.diffusion_slots!r}"
             )
+        if self.denoiser not in ("linear", "mlp"):
+            raise ValueError(f"denoiser must be 'linear' or 'mlp', got {self.denoiser!r}")
         if self.sasrec_loss not in ("ce", "bce"):
             raise ValueError(f"sasrec_loss must be 'ce' or 'bce', got {self.sasrec_loss!r}")
         if self.hidden % 2 or self.hidden % self.heads:
@@ -119,6 +131,11 @@ class ModelConfig:
             or any(b <= a for a, b in zip(calibration, calibration[1:], strict=False))
         ):
             raise ValueError("tpp_calibration must rise strictly from 0 to 1")
+        for name in ("ce_weight", "item_init_std"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.ce_temperature <= 0:
+            raise ValueError(f"ce_temperature must be > 0, got {self.ce_temperature}")
         for name in ("gamma", "eta", "lam", "p_uncond", "mask_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -139,7 +156,12 @@ class ModelConfig:
 def preset(name: str, **overrides: Any) -> ModelConfig:
     """The named methods of the paper as configurations of the shared parts."""
     presets: dict[str, dict[str, Any]] = {
-        "pasrec": {"time_encoding": "rff", "toi": True},
+        # The product's default: PASRec with the full-item cross-entropy on the denoised
+        # estimate, trained on every slot (docs/results/beauty_cpu_objective/ measures it).
+        "pasrec": {"time_encoding": "rff", "toi": True, "ce_weight": 1.0,
+                   "diffusion_slots": "every", "item_init_std": 0.0625},
+        # The paper's PASRec (PreferDiff's objective on the last slot), for reproduction.
+        "pasrec-paper": {"time_encoding": "rff", "toi": True},
         "pasrec-te": {"time_encoding": "rff", "toi": False},
         "preferdiff": {"time_encoding": "position", "toi": False},
         "dreamrec": {"time_encoding": "position", "toi": False, "lam": 1.0, "recon_loss": "l2"},
@@ -164,6 +186,6 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 
 
 MODEL_NAMES = (
-    "pasrec", "pasrec-te", "preferdiff", "dreamrec", "sasrec", "gru4rec", "popularity",
-    "bert4rec", "tisasrec", "meantime", "diffurec",
+    "pasrec", "pasrec-paper", "pasrec-te", "preferdiff", "dreamrec", "sasrec", "gru4rec",
+    "popularity", "bert4rec", "tisasrec", "meantime", "diffurec",
 )

@@ -20,14 +20,21 @@ def step_embedding(steps: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class Denoiser(nn.Module):
-    """f(e_t, t, c) -> e_0: one linear layer over [e_t ; c ; step], PreferDiff's design."""
+    """f(e_t, t, c) -> e_0 over [e_t ; c ; step]: one linear layer (``linear``, PreferDiff's
+    design) or a two-layer MLP (``mlp``). A linear f weighs e_t the same at every step, so it
+    cannot both copy a nearly clean e_t and ignore a noisy one; the MLP can."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         d = config.hidden
         self.hidden = d
+        self.affine = config.denoiser == "linear"
         self.step_mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
-        self.out = nn.Linear(3 * d, d)
+        self.out = (
+            nn.Linear(3 * d, d)
+            if self.affine
+            else nn.Sequential(nn.Linear(3 * d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+        )
         # The learned null condition Phi of classifier-free guidance.
         self.null = nn.Parameter(torch.randn(d) * 0.02)
 
@@ -40,11 +47,15 @@ class Denoiser(nn.Module):
     def guided(
         self, noisy: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor, guidance: float
     ) -> torch.Tensor:
-        """(1+w) f(x, c) - w f(x, Phi) in one pass: f is affine in its condition, so this is
-        f(x, (1+w) c - w Phi) exactly (the x and step terms carry weight (1+w) - w = 1)."""
-        if guidance:
-            cond = (1 + guidance) * cond - guidance * self.null_like(cond)
-        return self(noisy, steps, cond)
+        """(1+w) f(x, c) - w f(x, Phi). An affine f makes it one pass, f(x, (1+w) c - w Phi),
+        exactly (the x and step terms carry weight (1+w) - w = 1)."""
+        if not guidance:
+            return self(noisy, steps, cond)
+        if self.affine:
+            return self(noisy, steps, (1 + guidance) * cond - guidance * self.null_like(cond))
+        both = self(noisy.repeat(2, 1), steps.repeat(2), torch.cat((cond, self.null_like(cond))))
+        conditional, unconditional = both.chunk(2)
+        return (1 + guidance) * conditional - guidance * unconditional
 
     def null_like(self, cond: torch.Tensor) -> torch.Tensor:
         return self.null.to(cond.dtype).expand_as(cond)

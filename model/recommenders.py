@@ -27,14 +27,19 @@ def mask_padding_column(scores: torch.Tensor) -> torch.Tensor:
 
 
 def next_item_loss(
-    states: torch.Tensor, targets: torch.Tensor, table: nn.Embedding, kind: str
+    states: torch.Tensor,
+    targets: torch.Tensor,
+    table: nn.Embedding,
+    kind: str,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """Loss of states [N, d] predicting items [N] by dot product with the item table.
 
-    ``ce``: softmax over every item; ``bce``: one uniformly sampled negative (SASRec's original).
+    ``ce``: softmax over every item (logits divided by ``temperature``); ``bce``: one uniformly
+    sampled negative (SASRec's original).
     """
     if kind == "ce":
-        logits = states @ table.weight.T
+        logits = states @ table.weight.T / temperature
         logits[:, 0] = float("-inf")
         return F.cross_entropy(logits, targets)
     negatives = torch.randint(1, table.num_embeddings, targets.shape, device=targets.device)
@@ -63,6 +68,7 @@ class Recommender(nn.Module):
         super().__init__()
         self.config = config
         self.items = nn.Embedding(config.n_items + 1, config.hidden, padding_idx=0)
+        item_init_std = config.item_init_std or item_init_std
         nn.init.normal_(self.items.weight, 0.0, item_init_std)
         with torch.no_grad():
             self.items.weight[0].zero_()
@@ -166,6 +172,10 @@ class DiffusionRecommender(Recommender):
         neg_err = reconstruction_error(neg_pred, negative, cfg.recon_loss)
         l_ioi = ioi_loss(pos_err, neg_err, cfg.lam, cfg.bpr_scale)
         parts = {"ioi": float(l_ioi.detach())}
+        if cfg.ce_weight:
+            l_ce = next_item_loss(pos_pred, targets, self.items, "ce", cfg.ce_temperature)
+            l_ioi = l_ioi + cfg.ce_weight * l_ce
+            parts["ce"] = float(l_ce.detach())
         if predicted is None:
             return l_ioi, parts
         true_encoding = self.time_encoding(target_times.unsqueeze(-1)).squeeze(1)

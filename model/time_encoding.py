@@ -20,6 +20,9 @@ class TimeEncoding(nn.Module):
     def __init__(self, config: ModelConfig, position_std: float = 1.0) -> None:
         super().__init__()
         self.kind = config.time_encoding
+        # Real-time encodings have entries of order 1: at the item table's scale (1 for the
+        # diffusion presets, where this changes nothing) they do not drown the item signal.
+        self.scale = min(position_std, 1.0)
         d = config.hidden
         self.hidden = d
         if self.kind == "position":
@@ -45,7 +48,9 @@ class TimeEncoding(nn.Module):
         if self.kind == "position":
             slots = torch.arange(times.shape[-1], device=times.device)
             return self.position(slots).expand(*times.shape, self.hidden)
-        t = times.float().unsqueeze(-1)
+        return self.scale * self.encode(times.float().unsqueeze(-1))
+
+    def encode(self, t: torch.Tensor) -> torch.Tensor:
         if self.kind == "sinusoidal":
             angles = t * self.inv_freq
             return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)

@@ -18,7 +18,7 @@ def toy_batch() -> dict[str, torch.Tensor]:
 
 def pasrec(**kw):
     torch.manual_seed(0)
-    return build_model(preset("pasrec", n_items=12, hidden=16, history_length=4, **kw))
+    return build_model(preset("pasrec-paper", n_items=12, hidden=16, history_length=4, **kw))
 
 
 def test_ddim_without_guidance_equals_the_conditional_path():
@@ -161,7 +161,7 @@ def test_every_slot_training_rows_are_the_prefix_samples():
         alone = model.user_state(prefix)
         assert torch.allclose(user[4], alone[0], atol=1e-5)
         assert torch.allclose(last_user, model.user_state(batch), atol=1e-5)
-    # The default trains one row per sample: the last slot.
+    # The paper's PASRec trains one row per sample: the last slot.
     single = pasrec().eval()
     with torch.no_grad():
         rows = single.training_rows(batch)

@@ -36,11 +36,33 @@ def test_new_baselines_get_the_baseline_size_and_no_preferdiff_tuning(tmp_path):
 def test_diffusion_slots_reach_the_diffusion_cells_only(tmp_path):
     every = spec(tmp_path, diffusion_slots="every")
     assert flag(train_command(every, Row("pasrec", "pasrec"), 0), "--diffusion-slots") == "every"
+    # Unset, each preset keeps its own (pasrec: every slot, the paper's presets: the last).
     assert flag(train_command(spec(tmp_path), Row("dreamrec", "dreamrec"), 0),
-                "--diffusion-slots") == "last"  # fmt: skip
+                "--diffusion-slots") is None  # fmt: skip
     assert flag(train_command(every, Row("sasrec", "sasrec"), 0), "--diffusion-slots") is None
-    assert "every slot" in markdown_table(every, {})
-    assert "last slot" in markdown_table(spec(tmp_path), {})
+    assert "every slot(s)" in markdown_table(every, {})
+    assert "its own objective" in markdown_table(spec(tmp_path), {})
+
+
+def test_the_full_objective_gives_every_diffusion_cell_the_product_presets_loss(tmp_path):
+    from model.config import preset
+
+    product = preset("pasrec")
+    full = spec(tmp_path, table="7", objective="full")
+    seven = {r.label: train_command(full, r, 0) for r in rows(full)}
+    for cmd in seven.values():
+        assert float(flag(cmd, "--ce-weight")) == product.ce_weight > 0
+        assert float(flag(cmd, "--item-init-std")) == product.item_init_std
+        assert flag(cmd, "--diffusion-slots") == product.diffusion_slots == "every"
+        assert flag(cmd, "--denoiser") == product.denoiser
+        assert float(last_flag(cmd, "--guidance")) == product.guidance  # over the tuned w
+    assert flag(train_command(full, Row("sasrec", "sasrec"), 0), "--ce-weight") is None
+    paper = train_command(spec(tmp_path, table="7"), rows(spec(tmp_path, table="7"))[2], 0)
+    assert flag(paper, "--ce-weight") is None and flag(paper, "--model") == "pasrec-paper"
+    assert "product objective" in markdown_table(full, {})
+    # The product preset takes none of the paper's tuned values; the paper's PASRec all.
+    product_cell = train_command(spec(tmp_path), Row("pasrec", "pasrec"), 0)
+    assert flag(product_cell, "--guidance") is None and flag(product_cell, "--eta") is None
 
 
 def last_flag(cmd: list[str], name: str) -> str:
@@ -66,7 +88,7 @@ def test_time_encoding_and_ablation_tables_train_the_right_configurations(
     seven = {r.label: train_command(spec(tmp_path, table="7", split=split), r, 0)
              for r in rows(spec(tmp_path, table="7", split=split))}  # fmt: skip
     assert {k: flag(v, "--model") for k, v in seven.items()} == {
-        "Base": "preferdiff", "+TE": "pasrec-te", "+TE+TP": "pasrec"}  # fmt: skip
+        "Base": "preferdiff", "+TE": "pasrec-te", "+TE+TP": "pasrec-paper"}  # fmt: skip
     assert last_flag(seven["+TE"], "--time-encoding") == tuned
     assert last_flag(seven["+TE+TP"], "--time-encoding") == tuned
     assert flag(seven["+TE+TP"], "--eta") is not None and flag(seven["+TE"], "--eta") is None

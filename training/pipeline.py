@@ -210,11 +210,15 @@ def run_evaluation(
     data_opts: DataOptions,
     device: str,
     inference: dict[str, Any] | None = None,
+    part: str = "test",
 ) -> dict[str, Any]:
-    """Re-split the data exactly as in training and score the checkpoint's test targets.
+    """Re-split the data exactly as in training and score the checkpoint's ``part`` targets
+    (``test``, or ``valid`` to choose sampling settings without looking at the test).
 
     ``inference`` overrides sampling settings of the stored config (``ddim_steps``,
     ``guidance``) for this evaluation only, so one checkpoint can be scored several ways."""
+    if part not in ("test", "valid"):
+        raise ValueError(f"part must be 'test' or 'valid', got {part!r}")
     ckpt = load_checkpoint(checkpoint, device)
     for key, value in (inference or {}).items():
         if value is not None:
@@ -226,14 +230,14 @@ def run_evaluation(
             "the data's item vocabulary differs from the checkpoint's: evaluate with the same "
             "data, format, k-core and truncation options that trained it"
         )
-    test = evaluate(
-        ckpt.model, split.test, ckpt.time, torch.device(device), progress=True, desc="test"
-    )
+    samples = getattr(split, part)
+    metrics = evaluate(ckpt.model, samples, ckpt.time, torch.device(device), progress=True,
+                       desc=part)  # fmt: skip
     return {
         "model": ckpt.name,
         "version": ckpt.version,
-        "test": test,
+        part: metrics,
         "inference": {k: getattr(ckpt.config, k) for k in ("ddim_steps", "guidance")},
         "data": asdict(data_opts),
-        "test_samples_count": len(split.test),
+        f"{part}_samples_count": len(samples),
     }

@@ -1,0 +1,111 @@
+"""The full-item cross-entropy on the denoised estimate (``ce_weight``) and its knobs."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from model.config import preset
+from model.recommenders import build_model, next_item_loss
+
+
+def test_cross_entropy_by_hand_on_a_tiny_table():
+    table = nn.Embedding(4, 2, padding_idx=0)
+    with torch.no_grad():
+        table.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    states = torch.tensor([[2.0, 0.0]])
+    # Logits over items 1..3 (the padding row never competes): 2, 0, 2 at temperature 1.
+    expected = -math.log(math.exp(2) / (math.exp(2) + math.exp(0) + math.exp(2)))
+    got = next_item_loss(states, torch.tensor([1]), table, "ce")
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    # Temperature 2 halves the logits: 1, 0, 1.
+    expected_t2 = -math.log(math.exp(1) / (2 * math.exp(1) + 1))
+    got_t2 = next_item_loss(states, torch.tensor([1]), table, "ce", temperature=2.0)
+    assert got_t2.item() == pytest.approx(expected_t2, rel=1e-6)
+
+
+def toy_rows(seed: int, count: int = 64, n_items: int = 12, length: int = 4):
+    """Histories of consecutive items a, a+1, ...; the target is the next one."""
+    generator = torch.Generator().manual_seed(seed)
+    start = torch.randint(1, n_items - length, (count, 1), generator=generator)
+    items = start + torch.arange(length)
+    times = torch.linspace(0, 0.3, length).expand(count, length).clone()
+    return {"items": items, "times": times, "target": items[:, -1] + 1,
+            "target_time": torch.full((count,), 0.4)}  # fmt: skip
+
+
+def diffusion(**kw):
+    torch.manual_seed(0)
+    return build_model(preset("pasrec-paper", n_items=12, hidden=16, history_length=4, **kw))
+
+
+def test_the_term_is_added_with_its_weight_inside_the_ioi_loss():
+    batch = toy_rows(0, count=8)
+    losses = {}
+    for weight in (0.0, 1.0, 3.0):
+        model = diffusion(ce_weight=weight)
+        torch.manual_seed(7)  # the same steps, noise and condition dropout for each weight
+        losses[weight] = model.loss(batch)
+    ce = losses[1.0][1]["ce"]
+    assert "ce" not in losses[0.0][1]
+    assert losses[3.0][1]["ce"] == pytest.approx(ce)
+    eta = preset("pasrec-paper").eta
+    assert (losses[1.0][0] - losses[0.0][0]).item() == pytest.approx(eta * ce, rel=1e-4)
+    assert (losses[3.0][0] - losses[0.0][0]).item() == pytest.approx(3 * eta * ce, rel=1e-4)
+
+
+def test_the_term_falls_on_a_learnable_toy_problem_and_ddim_ranks_the_target_first():
+    model = diffusion(ce_weight=1.0, item_init_std=0.25, guidance=0.0, ddim_steps=10)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    torch.manual_seed(0)
+    first = model.loss(toy_rows(0))[1]["ce"]
+    for step in range(150):
+        optimiser.zero_grad()
+        loss, parts = model.loss(toy_rows(step))
+        loss.backward()
+        optimiser.step()
+    assert parts["ce"] < 0.3 * first
+    test = toy_rows(10_000)
+    top = model.eval().score(test).argmax(dim=1)
+    assert (top == test["target"]).float().mean() > 0.9
+
+
+def test_item_table_initialisation_is_a_setting():
+    assert diffusion().items.weight[1:].std().item() == pytest.approx(1.0, rel=0.1)
+    assert diffusion(item_init_std=0.05).items.weight[1:].std().item() == pytest.approx(
+        0.05, rel=0.1
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("ce_weight", -1.0), ("ce_temperature", 0.0), ("item_init_std", -0.1)]
+)
+def test_bad_objective_settings_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        preset("pasrec", **{field: value})
+
+
+def test_the_mlp_denoiser_applies_guidance_as_two_passes():
+    model = diffusion(denoiser="mlp").eval()
+    torch.manual_seed(1)
+    x, cond = torch.randn(5, 16), torch.randn(5, 16)
+    steps = torch.tensor([0, 7, 7, 1999, 500])
+    null = model.denoiser.null_like(cond)
+    two_pass = 5.0 * model.denoiser(x, steps, cond) - 4.0 * model.denoiser(x, steps, null)
+    assert torch.allclose(model.denoiser.guided(x, steps, cond, 4.0), two_pass, atol=1e-5)
+    # Not affine: the one-pass shortcut of the linear denoiser would give another answer.
+    shortcut = model.denoiser(x, steps, 5.0 * cond - 4.0 * null)
+    assert not torch.allclose(shortcut, two_pass, atol=1e-3)
+    with pytest.raises(ValueError, match="denoiser"):
+        preset("pasrec", denoiser="unet")
+
+
+def test_real_time_encodings_sit_at_the_item_tables_scale():
+    batch = toy_rows(0, count=2)
+    paper = diffusion()
+    small = diffusion(item_init_std=0.05)
+    # Same encoding, scaled to the table: RFF entries (cos, sin) of order 1 become order 0.05.
+    assert torch.allclose(small.time_encoding(batch["times"]),
+                          0.05 * paper.time_encoding(batch["times"]), atol=1e-7)  # fmt: skip
+    assert paper.time_encoding(batch["times"]).abs().max() == pytest.approx(1.0, abs=0.05)
