@@ -154,7 +154,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         baseline_hidden=args.baseline_hidden, epochs=args.epochs, max_minutes=args.max_minutes,
         diffusion_slots=args.diffusion_slots,
         objective=args.objective,
-        extra=[] if args.lr is None else ["--lr", str(args.lr)],
+        extra=[flag for name in ("lr", "patience") if getattr(args, name) is not None
+               for flag in ("--" + name, str(getattr(args, name)))],
     )
     print(reproduce(spec))
     return 0
@@ -181,6 +182,7 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--epochs", type=int, default=200)
     rep.add_argument("--max-minutes", type=float, help="wall-time budget per cell")
     rep.add_argument("--lr", type=float, help="learning rate of every cell (default: train's)")
+    rep.add_argument("--patience", type=int, help="early-stopping patience (default: train's)")
     rep.add_argument(
         "--diffusion-slots",
         choices=("last", "every"),

@@ -159,7 +159,8 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
         # The product's default: PASRec with the full-item cross-entropy on the denoised
         # estimate, trained on every slot (docs/results/beauty_cpu_objective/ measures it).
         "pasrec": {"time_encoding": "rff", "toi": True, "ce_weight": 1.0,
-                   "diffusion_slots": "every", "item_init_std": 0.0625},
+                   "diffusion_slots": "every", "item_init_std": 0.0625, "denoiser": "mlp",
+                   "guidance": 1.0},
         # The paper's PASRec (PreferDiff's objective on the last slot), for reproduction.
         "pasrec-paper": {"time_encoding": "rff", "toi": True},
         "pasrec-te": {"time_encoding": "rff", "toi": False},
@@ -183,6 +184,19 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(presets)}")
     values = {**presets[name], **{k: v for k, v in overrides.items() if v is not None}}
     return ModelConfig(**values)
+
+
+# What makes the product's ``pasrec`` differ from the paper's beyond its encodings: its
+# objective, the sampling that suits it, and the denoiser and table scale it trains with.
+OBJECTIVE_FIELDS = (
+    "ce_weight", "ce_temperature", "item_init_std", "denoiser", "diffusion_slots", "guidance"
+)
+
+
+def product_objective() -> dict[str, Any]:
+    """The product preset's objective, to give another diffusion preset (an ablation row)."""
+    product = preset("pasrec")
+    return {name: getattr(product, name) for name in OBJECTIVE_FIELDS}
 
 
 MODEL_NAMES = (

@@ -21,8 +21,8 @@ def step_embedding(steps: torch.Tensor, dim: int) -> torch.Tensor:
 
 class Denoiser(nn.Module):
     """f(e_t, t, c) -> e_0 over [e_t ; c ; step]: one linear layer (``linear``, PreferDiff's
-    design) or a two-layer MLP (``mlp``). A linear f weighs e_t the same at every step, so it
-    cannot both copy a nearly clean e_t and ignore a noisy one; the MLP can."""
+    design) or c + a two-layer MLP (``mlp``). A linear f weighs e_t the same at every step, so
+    it cannot both copy a nearly clean e_t and ignore a noisy one; the MLP can."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -42,7 +42,10 @@ class Denoiser(nn.Module):
         # Rows share few distinct steps (all rows share one while sampling): embed each once.
         unique, index = steps.unique(return_inverse=True)
         s = self.step_mlp(step_embedding(unique, self.hidden))[index]
-        return self.out(torch.cat((noisy, cond, s), dim=-1))
+        out = self.out(torch.cat((noisy, cond, s), dim=-1))
+        # The MLP corrects the condition: from the first step the estimate is the user state,
+        # so a full-item loss on it trains the encoder as directly as a classifier's.
+        return out if self.affine else cond + out
 
     def guided(
         self, noisy: torch.Tensor, steps: torch.Tensor, cond: torch.Tensor, guidance: float

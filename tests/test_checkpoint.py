@@ -29,7 +29,9 @@ def saved(tmp_path, name="pasrec", **kw):
     return model, path
 
 
-@pytest.mark.parametrize("name", ["pasrec", "preferdiff", "sasrec", "gru4rec", "popularity"])
+@pytest.mark.parametrize(
+    "name", ["pasrec", "pasrec-paper", "preferdiff", "sasrec", "gru4rec", "popularity"]
+)
 def test_round_trip_gives_identical_scores(tmp_path, name):
     model, path = saved(tmp_path, name)
     loaded = load_checkpoint(path)

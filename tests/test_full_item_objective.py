@@ -99,6 +99,12 @@ def test_the_mlp_denoiser_applies_guidance_as_two_passes():
     assert not torch.allclose(shortcut, two_pass, atol=1e-3)
     with pytest.raises(ValueError, match="denoiser"):
         preset("pasrec", denoiser="unet")
+    # It corrects the condition: with its last layer at zero the estimate is the condition.
+    last = model.denoiser.out[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    assert torch.equal(model.denoiser(x, steps, cond), cond)
 
 
 def test_real_time_encodings_sit_at_the_item_tables_scale():

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from model.config import preset
+from model.config import product_objective
 from training.paper_tables import HYPER_PARAMETERS, METRICS
 from training.paper_tables import TABLES as PAPER
 from training.plots import plot_validation_curves
@@ -137,11 +137,8 @@ def train_command(spec: GridSpec, row: Row, seed: int) -> list[str]:
 
 def objective_flags() -> list[str]:
     """``train`` flags that give a diffusion cell the product preset's objective."""
-    product = preset("pasrec")
-    return ["--ce-weight", str(product.ce_weight), "--item-init-std", str(product.item_init_std),
-            "--ce-temperature", str(product.ce_temperature), "--denoiser", product.denoiser,
-            "--guidance", str(product.guidance),
-            "--diffusion-slots", product.diffusion_slots]  # fmt: skip
+    return [flag for name, value in product_objective().items()
+            for flag in ("--" + name.replace("_", "-"), str(value))]  # fmt: skip
 
 
 def run_cell(spec: GridSpec, row: Row, seed: int) -> str:
