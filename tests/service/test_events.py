@@ -14,6 +14,7 @@ from service.app import create_app
 from service.settings import Settings
 
 T0 = 1_700_000_000.0
+LAST_LOCAL = "9999-12-31T23:59:59-14:00"  # a valid local time whose UTC instant overflows
 
 
 def post(client: TestClient, keys: Keys, events: list[dict]) -> dict:
@@ -106,6 +107,7 @@ BAD_BODIES = [
     ("pre-1970 unix", {"events": [event("u", "i", -1)]}, 422, "1970"),
     ("pre-1970 text", {"events": [event("u", "i", "1969-12-31T23:59:59Z")]}, 422, "1970"),
     ("far future", {"events": [event("u", "i", T0 + 10 * 365 * 86400)]}, 422, "ahead"),
+    ("past year 9999 in UTC", {"events": [event("u", "i", LAST_LOCAL)]}, 422, "too far"),
     ("events missing", {}, 422, "events"),
 ]
 
@@ -176,3 +178,14 @@ def test_future_skew_boundary(client: TestClient, keys: Keys, clock: Clock) -> N
         "/v1/events", json={"events": [event("u", "50", T0 + 301)]}, headers=keys.ingest
     )
     assert response.status_code == 422
+
+
+def test_emoji_with_zero_width_joiners_is_an_id(
+    client: TestClient, keys: Keys, settings: Settings
+) -> None:
+    # A ZWJ (U+200D) is a format character, not a control character: it glues emoji together.
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert post(client, keys, [event(family, "50", T0)])["accepted"] == 1
+    response = client.get(f"/v1/users/{family}/toi", headers=keys.read)
+    assert response.status_code == 200, response.text
+    assert response.json()["user_id"] == family
