@@ -99,8 +99,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     """Port `pasrec serve` binds (0: any free port)."""
 
-    max_batch_events: int = Field(default=1000, gt=0, le=100_000)
-    """Most events accepted in one `POST /v1/events`."""
+    max_batch_events: int = Field(default=1000, gt=0, le=20_000)
+    """Most events accepted in one `POST /v1/events` (at most 20,000: a batch is one
+    transaction and one request, and the tests prove the largest allowed one is stored)."""
 
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     """Largest request body accepted; larger ones get 413 before being read."""

@@ -189,3 +189,18 @@ def test_emoji_with_zero_width_joiners_is_an_id(
     response = client.get(f"/v1/users/{family}/toi", headers=keys.read)
     assert response.status_code == 200, response.text
     assert response.json()["user_id"] == family
+
+
+def test_the_largest_batch_allowed_is_stored_and_resent(settings: Settings, clock: Clock) -> None:
+    # 20,000 (the setting's maximum) rows of 5 columns are over the bind parameter limit of
+    # one statement (65,535 on PostgreSQL, 32,766 on SQLite): that used to be a 503.
+    largest = Settings.model_fields["max_batch_events"].metadata[-1].le
+    settings.max_batch_events = largest
+    settings.max_body_bytes = 64 * 1024 * 1024
+    keys = make_keys(settings)
+    batch = [event(f"u{i % 50}", str(i % 1000), T0 + i, f"e{i}") for i in range(largest)]
+    with TestClient(create_app(settings, clock)) as client:
+        assert post(client, keys, batch)["accepted"] == largest
+        again = post(client, keys, batch)
+        assert again["accepted"] == 0 and again["duplicates"] == largest
+    assert row_count(settings, "interactions") == largest
