@@ -14,6 +14,10 @@ from pydantic import AfterValidator, BeforeValidator
 
 from service.models import ID_LENGTH
 
+AUTO_EVENT_ID_PREFIX = "auto:"
+"""Prefix of the ids the service derives from an event's content when the client gives none;
+reserved, so a client's id can never collide with a later id-less event."""
+
 PUSH_ID_LENGTH = 36
 """Push ids are UUIDs in their 36-character text form."""
 
@@ -45,7 +49,18 @@ def entity_id(value: Any) -> str:
     return check_text(value)
 
 
+def client_event_id(value: str) -> str:
+    """A client's event id: any entity id outside the reserved `auto:` namespace."""
+    if value.startswith(AUTO_EVENT_ID_PREFIX):
+        raise ValueError(
+            f"must not start with {AUTO_EVENT_ID_PREFIX!r}: the prefix is reserved for the ids "
+            "the service derives from an event's content; leave event_id out to get one"
+        )
+    return value
+
+
 EntityId = Annotated[str, BeforeValidator(entity_id)]
+EventId = Annotated[str, BeforeValidator(entity_id), AfterValidator(client_event_id)]
 UserIdPath = Annotated[str, Path(min_length=1, max_length=ID_LENGTH), AfterValidator(check_text)]
 UserIdQuery = Annotated[
     str | None, Query(min_length=1, max_length=ID_LENGTH), AfterValidator(check_text)

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from model.predictor import NextTime
-from service.ids import EntityId
+from service.ids import EntityId, EventId
 from service.timestamps import parse_time
 
 Timestamp = Annotated[datetime, BeforeValidator(parse_time)]
@@ -17,14 +17,17 @@ Timestamp = Annotated[datetime, BeforeValidator(parse_time)]
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    event_id: EntityId | None = Field(
+    event_id: EventId | None = Field(
         default=None,
-        description="Idempotency key. Without one, the event's content (user, item, time) "
-        "serves as its identity.",
+        description="Idempotency key; the prefix `auto:` is reserved. Without one, the "
+        "event's content (user, item, time) serves as its identity.",
     )
     user_id: EntityId
     item_id: EntityId
-    timestamp: Timestamp = Field(description="RFC 3339 (with offset) or unix seconds.")
+    timestamp: Timestamp = Field(
+        description="RFC 3339 date-time (`T` and `Z` in either case, an offset required) or "
+        "unix seconds."
+    )
 
 
 class EventBatch(BaseModel):

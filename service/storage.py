@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.cache import CachedEvent
 from service.db import chunks, dialect_insert, read_tx, write_tx
+from service.ids import AUTO_EVENT_ID_PREFIX
 from service.models import Interaction, Item, User
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class NewEvent:
         if self.event_id is not None:
             return self.event_id
         content = f"{self.user_id}\x1f{self.item_id}\x1f{self.ts.timestamp():.6f}"
-        return "auto:" + hashlib.sha256(content.encode()).hexdigest()
+        return AUTO_EVENT_ID_PREFIX + hashlib.sha256(content.encode()).hexdigest()
 
 
 @dataclass
