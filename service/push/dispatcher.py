@@ -129,7 +129,7 @@ class Dispatcher:
             )
         if claimed is None:
             return "lost"
-        if claimed.attempts >= settings.push_max_attempts:
+        if claimed.attempts_since_requeue() >= settings.push_max_attempts:
             return self._finish(
                 push_id, when, "dead", status=PushStatus.DEAD, reason=ATTEMPTS_EXHAUSTED
             )
@@ -248,7 +248,7 @@ class Dispatcher:
             values = {"status": PushStatus.DELIVERED, "delivered_at": done, "reason": None}
         elif outcome.kind == "failed":
             values = {"status": PushStatus.FAILED, "reason": outcome.reason}
-        elif attempt >= settings.push_max_attempts:
+        elif claimed.attempts_since_requeue(attempt) >= settings.push_max_attempts:
             label, values = "dead", {"status": PushStatus.DEAD, "reason": outcome.reason}
         else:
             values = {}
@@ -265,7 +265,8 @@ class Dispatcher:
             )
         )
         if label == "retry":
-            due = done + timedelta(seconds=self.backoff_s(attempt, outcome.retry_after_s))
+            delay = self.backoff_s(claimed.attempts_since_requeue(attempt), outcome.retry_after_s)
+            due = done + timedelta(seconds=delay)
             kept = store.back_to_pending(
                 conn, push_id, claimed.user_id, self.worker_id, due, outcome.reason, done
             )

@@ -1,4 +1,4 @@
-"""GET /v1/pushes, GET /v1/pushes/{id}, POST /v1/pushes/{id}/cancel."""
+"""GET /v1/pushes, GET /v1/pushes/{id}, POST /v1/pushes/{id}/cancel and /requeue."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from service.deps import Ctx, require
 from service.errors import ApiError
 from service.ids import PushIdPath, UserIdQuery
 from service.models import PushStatus
-from service.push import store
-from service.push.schemas import AttemptOut, PushDetailOut, PushListOut, PushOut
+from service.push import requeue, store
+from service.push.schemas import AttemptOut, PushDetailOut, PushListOut, PushOut, RequeueOut
 from service.schemas import ErrorOut
 
 router = APIRouter(tags=["pushes"])
@@ -84,6 +84,34 @@ def cancel_push(push_id: PushIdPath, ctx: Ctx) -> PushOut:
             f"push {push_id!r} is {before}; only a pending push can be cancelled",
         )
     return PushOut.model_validate(dict(found[0]))
+
+
+@router.post(
+    "/v1/pushes/{push_id}/requeue",
+    response_model=RequeueOut,
+    dependencies=[Depends(require("admin"))],
+    responses={
+        **_AUTH,
+        **_NOT_FOUND,
+        409: {
+            "model": ErrorOut,
+            "description": "Not dead (delivered, failed, skipped, cancelled), or the user has "
+            "another pending push.",
+        },
+    },
+    summary="Put a dead push back in the queue, due now (idempotent)",
+)
+def requeue_push(push_id: PushIdPath, ctx: Ctx) -> RequeueOut:
+    result = store.write(ctx.engine, lambda conn: requeue.requeue(conn, push_id, ctx.clock()))
+    if result.outcome == requeue.Outcome.NOT_FOUND:
+        raise _unknown(push_id)
+    if not result.ok:
+        raise ApiError(409, result.outcome.value, result.message)
+    with read_tx(ctx.engine) as conn:
+        found = store.get_push(conn, push_id)
+    assert found is not None  # pushes are never deleted
+    requeued = result.outcome == requeue.Outcome.REQUEUED
+    return RequeueOut.model_validate({**found[0], "requeued": requeued})
 
 
 def _unknown(push_id: str) -> ApiError:
