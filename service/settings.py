@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     the items still come from `model_path`. For pairing the clock of one model with the
     ranking of another when measured better. It must have a ToI module."""
 
+    model_dir: Path | None = None
+    """The directory inside which `POST /v1/admin/model/reload` may load a checkpoint named in
+    its body (`path`, `toi_path`; relative paths are read from here). Unset: a reload can only
+    load `model_path` and `toi_model_path` again."""
+
     device: str = "auto"
     """Torch device for inference: `auto` (CUDA when present), `cpu`, `cuda`, `cuda:1`, ..."""
 
@@ -238,6 +243,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_url_is_unset(cls, value: str | None) -> str | None:
         # docker-compose passes unset variables as empty strings.
+        return value or None
+
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_unset(cls, value: object) -> object:
         return value or None
 
     @field_validator("redis_url")
