@@ -156,10 +156,12 @@ class Settings(BaseSettings):
 
     push_lease_s: float = Field(default=60.0, gt=0)
     """How long a claimed push stays reserved for its dispatcher; after that another one may
-    take it over (a crashed worker loses nothing). Must exceed `push_webhook_timeout_s`."""
+    take it over (a crashed worker loses nothing). Renewed when an attempt starts; must be at
+    least twice `push_webhook_timeout_s`, so an attempt always ends inside its lease."""
 
     push_webhook_timeout_s: float = Field(default=10.0, gt=0)
-    """Timeout of one webhook request (connect + response)."""
+    """Total deadline of one webhook attempt, from connecting to the end of the answer (a
+    receiver that answers slowly, a byte at a time, is cut off there and retried later)."""
 
     push_max_attempts: int = Field(default=6, gt=0, le=100)
     """Delivery attempts before a push is dead-lettered (status `dead`)."""
@@ -287,8 +289,11 @@ class Settings(BaseSettings):
     def _push_consistent(self) -> Settings:
         if self.push_webhook_url and self.push_webhook_secret is None:
             raise ValueError("push_webhook_url needs push_webhook_secret (whsec_<base64>)")
-        if self.push_lease_s <= self.push_webhook_timeout_s:
-            raise ValueError("push_lease_s must exceed push_webhook_timeout_s")
+        if self.push_lease_s < 2 * self.push_webhook_timeout_s:
+            raise ValueError(
+                "push_lease_s must exceed push_webhook_timeout_s: it must be at least twice as "
+                "long, so an attempt always ends inside its lease"
+            )
         if (self.push_quiet_start is None) != (self.push_quiet_end is None):
             raise ValueError("set both push_quiet_start and push_quiet_end, or neither")
         return self

@@ -28,13 +28,10 @@ def history(data_slice: Path) -> list[tuple[str, float]]:
 def kill(env: PushEnv, history: list[tuple[str, float]]) -> str:
     """Ingest the history and let every attempt of its push fail: the push's id, now dead."""
     env.ingest(USER, history)
-    push = env.pending(USER)
-    due = at(push["due_at"])
-    for _ in range(3):
-        assert env.dispatch_at(due) == 1
-        due = at(env.push(push["id"])["due_at"])
-    assert env.push(push["id"])["status"] == "dead"
-    return push["id"]
+    push_id = env.pending(USER)["id"]
+    env.follow_retries(push_id, 3)
+    assert env.push(push_id)["status"] == "dead"
+    return push_id
 
 
 def test_a_dead_push_is_requeued_once_and_delivered_with_its_id(
@@ -78,10 +75,7 @@ def test_a_requeued_push_gets_a_whole_new_attempt_budget(
     ):
         push_id = kill(env, history)
         assert env.client.post(f"/v1/pushes/{push_id}/requeue", headers=env.keys.admin).is_success
-        due = clock()
-        for _ in range(3):
-            assert env.dispatch_at(due) == 1
-            due = at(env.push(push_id)["due_at"])
+        env.follow_retries(push_id, 3)
         dead = env.push(push_id)
         assert dead["status"] == "dead" and dead["attempts"] == 6
         assert [a["outcome"] for a in dead["attempts_detail"]][3:] == ["retry", "retry", "dead"]
