@@ -136,7 +136,7 @@ def _ingest(
     ]
     insert = dialect_insert(conn, Interaction)
     inserted_by_key: dict[str, int] = {}
-    for chunk in chunks(rows, len(rows[0])):
+    for chunk in chunks(rows, len(Interaction.__table__.columns)):
         stmt = (
             insert.values(list(chunk))
             .on_conflict_do_nothing(index_elements=["event_id"])

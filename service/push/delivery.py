@@ -9,7 +9,7 @@ the answer. httpx's own timeouts bound each network read, so a receiver dripping
 few seconds would keep a request open indefinitely, past the push's lease (another worker then
 sends it again) and past a shutdown. The requests therefore run on an event loop of their own,
 where a deadline cancels the whole exchange. The status line decides the outcome: the body is
-read only while the deadline allows, for the error message.
+read (for the error message, and to keep the connection alive) only while the deadline allows.
 """
 
 from __future__ import annotations
@@ -136,9 +136,8 @@ async def _make_client(timeout_s: float, limits: httpx.Limits) -> httpx.AsyncCli
 
 
 async def _first_text(response: httpx.Response, deadline: float) -> str:
-    """The start of the body, as much as arrives before the deadline (a 2xx needs none)."""
-    if 200 <= response.status_code < 300:
-        return ""
+    """The start of the body, as much as arrives before the deadline. Read even after a 2xx:
+    a connection whose answer was read to its end is kept alive for the next push."""
     chunks: list[bytes] = []
     size = 0
     try:
