@@ -1,4 +1,4 @@
-"""Subcommands that run the online service: serve, worker, migrate, apikey."""
+"""Subcommands that run the online service: serve, worker, migrate, apikey, requeue."""
 
 from __future__ import annotations
 
@@ -50,6 +50,30 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_requeue(args: argparse.Namespace) -> int:
+    import sys
+    from datetime import UTC, datetime
+
+    from service.db import make_engine
+    from service.push.requeue import dead_push_ids, requeue_many
+    from service.settings import Settings
+
+    if bool(args.push_ids) == args.all_dead:
+        print("pasrec requeue: error: give push ids or --all-dead (not both)", file=sys.stderr)
+        return 2
+    engine = make_engine(Settings())
+    try:
+        ids = args.push_ids or dead_push_ids(engine, args.user, args.limit)
+        results = requeue_many(engine, ids, datetime.now(UTC))
+    finally:
+        engine.dispose()
+    for result in results:
+        print(f"{result.push_id}\t{result.outcome}\t{result.message}")
+    if args.all_dead:
+        print(f"{sum(r.ok for r in results)} of {len(results)} dead pushes requeued")
+    return 0 if all(r.ok for r in results) else 1
+
+
 def add_service_commands(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser("serve", help="run the HTTP API (settings from PASREC_* env vars)")
     serve.set_defaults(handler=cmd_serve)
@@ -68,3 +92,19 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
         "--revoke", metavar="KEY_OR_ID", help="revoke a database key: the key or its id"
     )
     apikey.set_defaults(handler=cmd_apikey)
+    requeue = sub.add_parser(
+        "requeue",
+        help="put dead pushes back in the queue, due now (idempotent per push)",
+        description="Requeue dead pushes once their receiver is back. Each keeps its id (the "
+        "webhook-id), gets a fresh attempt budget and is regenerated from the user's latest "
+        "history when sent. A push already queued is left alone; a push that is not dead, or "
+        "whose user has another pending push, is reported and left. Exit status 1 when any "
+        "push was not requeued.",
+    )
+    requeue.add_argument("push_ids", nargs="*", metavar="PUSH_ID", help="pushes to requeue")
+    requeue.add_argument("--all-dead", action="store_true", help="requeue every dead push")
+    requeue.add_argument("--user", help="with --all-dead: only this user's dead pushes")
+    requeue.add_argument(
+        "--limit", type=int, default=1000, help="with --all-dead: at most this many (oldest first)"
+    )
+    requeue.set_defaults(handler=cmd_requeue)

@@ -1,8 +1,10 @@
 """One versioned checkpoint directory: safetensors weights plus JSON for everything else.
 
 Layout: ``config.json`` (format version, model config, name, weights digest), ``vocab.json``
-(raw item ids and training counts), ``time.json`` (the time normaliser), ``weights.safetensors``.
-Nothing is ever unpickled.
+(raw item ids and training counts), ``time.json`` (the time normaliser), ``weights.safetensors``
+and ``manifest.json`` (the SHA-256 of each of those four). Loading checks every file against
+the manifest, and the version is derived from all four digests, so no file can change
+without the version changing too. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from model.recommenders import build_model
 from model.time_norm import TimeNormalizer
 
 # 2: the model config may carry `tpp_calibration` (version-1 checkpoints load without one).
-FORMAT_VERSION = 2
+# 3: manifest.json holds the digest of every file (older checkpoints: of the weights only).
+FORMAT_VERSION = 3
 WEIGHTS = "weights.safetensors"
+MANIFEST = "manifest.json"
+FILES = ("config.json", "vocab.json", "time.json", WEIGHTS)
 
 
 class CheckpointError(ValueError):
@@ -38,8 +43,9 @@ class Checkpoint:
     item_vocab: list[str]
     item_counts: list[int]
     time: TimeNormalizer
-    digest: str
     extra: dict[str, Any]
+    digest: str
+    """SHA-256 over the digests of every file (`files_digest`), not of the weights alone."""
 
     @property
     def version(self) -> str:
@@ -48,6 +54,11 @@ class Checkpoint:
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def files_digest(digests: dict[str, str]) -> str:
+    """One digest standing for every file: an edit to any of them changes it."""
+    return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
 
 
 def save_checkpoint(
@@ -75,6 +86,8 @@ def save_checkpoint(
     (directory / "config.json").write_text(json.dumps(meta, indent=2))
     (directory / "vocab.json").write_text(json.dumps({"items": item_vocab, "counts": item_counts}))
     (directory / "time.json").write_text(json.dumps(time.to_dict()))
+    digests = {name: _digest(directory / name) for name in FILES}
+    (directory / MANIFEST).write_text(json.dumps({"sha256": digests}, indent=2))
     return directory
 
 
@@ -101,13 +114,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
             f"reads ({FORMAT_VERSION}); upgrade pasrec-push to load it"
         )
     weights = directory / WEIGHTS
-    if not weights.is_file():
-        raise CheckpointError(f"checkpoint file missing: {weights}")
-    digest = _digest(weights)
-    if digest != meta.get("weights_sha256"):
-        raise CheckpointError(
-            f"{weights} does not match the digest in config.json: the checkpoint was modified"
-        )
+    digests = _verified_digests(directory, meta, version)
     try:
         config = ModelConfig.from_dict(meta["model"])
     except (KeyError, TypeError, ValueError) as err:
@@ -132,6 +139,29 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         item_vocab=[str(i) for i in items],
         item_counts=[int(c) for c in counts],
         time=TimeNormalizer(int(time_meta["origin_day"]), int(time_meta["span_days"])),
-        digest=digest,
         extra=meta.get("extra", {}),
+        digest=files_digest(digests),
     )
+
+
+def _verified_digests(directory: Path, meta: dict[str, Any], version: int) -> dict[str, str]:
+    """Every file's SHA-256, checked against manifest.json; a checkpoint older than format 3
+    without one has only its weights checked, against config.json."""
+    for name in FILES:
+        if not (directory / name).is_file():
+            raise CheckpointError(f"checkpoint file missing: {directory / name}")
+    digests = {name: _digest(directory / name) for name in FILES}
+    manifest = directory / MANIFEST
+    if version >= 3 or manifest.exists():
+        source, expected = MANIFEST, _read_json(manifest).get("sha256")
+        if not isinstance(expected, dict) or set(expected) != set(FILES):
+            raise CheckpointError(f"{manifest} must list the digest of {', '.join(FILES)}")
+    else:
+        source, expected = "config.json", {WEIGHTS: meta.get("weights_sha256")}
+    for name, wanted in expected.items():
+        if digests[name] != wanted:
+            raise CheckpointError(
+                f"{directory / name} does not match its digest in {source}: "
+                "the checkpoint was modified"
+            )
+    return digests

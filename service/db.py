@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -14,6 +14,13 @@ from sqlalchemy.engine import URL, make_url
 from service.settings import Settings
 
 _IMMEDIATE = "pasrec_immediate"
+
+MAX_BIND_PARAMS = 32_766
+"""Most bind parameters one statement may carry on every supported back end: SQLite's limit
+(PostgreSQL's wire protocol allows 65,535). A multi-row INSERT or an IN list over a client's
+batch must be split to stay under it."""
+
+T = TypeVar("T")
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -72,3 +79,10 @@ def dialect_insert(conn: Connection, table: type) -> postgresql.Insert | sqlite.
     """An INSERT with the dialect's ON CONFLICT support (Postgres or SQLite)."""
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
     return module.insert(table)
+
+
+def chunks(rows: Sequence[T], params_per_row: int) -> Iterator[Sequence[T]]:
+    """`rows` in slices small enough that each statement stays under MAX_BIND_PARAMS."""
+    size = max(1, MAX_BIND_PARAMS // params_per_row)
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]

@@ -159,6 +159,11 @@ class Push(Base):
     p_return: Mapped[float | None] = mapped_column(Float)
     fallback: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts made before the push was last requeued from `dead`: the attempt budget counts
+    # from here, while attempt numbers (and `push_attempts` rows) keep counting from 1.
+    attempts_before_requeue: Mapped[int] = mapped_column(
+        Integer, default=0, server_default=text("0")
+    )
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Why a push was skipped, failed or dead-lettered (a short machine-readable code).

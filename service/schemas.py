@@ -2,77 +2,32 @@
 
 from __future__ import annotations
 
-import contextlib
-import math
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from model.predictor import NextTime
-from service.models import ID_LENGTH
+from service.ids import EntityId, EventId
+from service.timestamps import parse_time
 
-
-def _id(value: Any) -> str:
-    # Integers are accepted because many data sets number their users and items.
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    if not 1 <= len(value) <= ID_LENGTH:
-        raise ValueError(f"must be 1 to {ID_LENGTH} characters long (got {len(value)})")
-    if not value.isprintable():
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def parse_time(value: Any, *, numeric_strings: bool = False) -> datetime:
-    """RFC 3339 text or unix seconds -> aware UTC datetime; pre-1970 and NaN refused."""
-    if isinstance(value, bool):
-        raise ValueError("must be an RFC 3339 string or unix seconds, not a boolean")
-    if isinstance(value, str) and numeric_strings:
-        with contextlib.suppress(ValueError):
-            value = float(value)
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number of unix seconds")
-        if value < 0:
-            raise ValueError("is before 1970-01-01T00:00:00Z")
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ValueError("is too far in the future") from None
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                "must be an RFC 3339 timestamp (e.g. 2024-05-01T12:00:00Z) or unix seconds"
-            ) from None
-        if parsed.tzinfo is None:
-            raise ValueError("needs a time zone offset (e.g. Z or +02:00)")
-        parsed = parsed.astimezone(UTC)
-        if parsed.timestamp() < 0:
-            raise ValueError("is before 1970-01-01T00:00:00Z")
-        return parsed
-    raise ValueError("must be an RFC 3339 string or unix seconds")
-
-
-EntityId = Annotated[str, BeforeValidator(_id)]
 Timestamp = Annotated[datetime, BeforeValidator(parse_time)]
 
 
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    event_id: EntityId | None = Field(
+    event_id: EventId | None = Field(
         default=None,
-        description="Idempotency key. Without one, the event's content (user, item, time) "
-        "serves as its identity.",
+        description="Idempotency key; the prefix `auto:` is reserved. Without one, the "
+        "event's content (user, item, time) serves as its identity.",
     )
     user_id: EntityId
     item_id: EntityId
-    timestamp: Timestamp = Field(description="RFC 3339 (with offset) or unix seconds.")
+    timestamp: Timestamp = Field(
+        description="RFC 3339 date-time (`T` and `Z` in either case, an offset required) or "
+        "unix seconds."
+    )
 
 
 class EventBatch(BaseModel):

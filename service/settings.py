@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     the items still come from `model_path`. For pairing the clock of one model with the
     ranking of another when measured better. It must have a ToI module."""
 
+    model_dir: Path | None = None
+    """The directory inside which `POST /v1/admin/model/reload` may load a checkpoint named in
+    its body (`path`, `toi_path`; relative paths are read from here). Unset: a reload can only
+    load `model_path` and `toi_model_path` again."""
+
     device: str = "auto"
     """Torch device for inference: `auto` (CUDA when present), `cpu`, `cuda`, `cuda:1`, ..."""
 
@@ -99,8 +104,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     """Port `pasrec serve` binds (0: any free port)."""
 
-    max_batch_events: int = Field(default=1000, gt=0, le=100_000)
-    """Most events accepted in one `POST /v1/events`."""
+    max_batch_events: int = Field(default=1000, gt=0, le=20_000)
+    """Most events accepted in one `POST /v1/events` (at most 20,000: a batch is one
+    transaction and one request, and the tests prove the largest allowed one is stored)."""
 
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     """Largest request body accepted; larger ones get 413 before being read."""
@@ -150,10 +156,12 @@ class Settings(BaseSettings):
 
     push_lease_s: float = Field(default=60.0, gt=0)
     """How long a claimed push stays reserved for its dispatcher; after that another one may
-    take it over (a crashed worker loses nothing). Must exceed `push_webhook_timeout_s`."""
+    take it over (a crashed worker loses nothing). Renewed when an attempt starts; must be at
+    least twice `push_webhook_timeout_s`, so an attempt always ends inside its lease."""
 
     push_webhook_timeout_s: float = Field(default=10.0, gt=0)
-    """Timeout of one webhook request (connect + response)."""
+    """Total deadline of one webhook attempt, from connecting to the end of the answer (a
+    receiver that answers slowly, a byte at a time, is cut off there and retried later)."""
 
     push_max_attempts: int = Field(default=6, gt=0, le=100)
     """Delivery attempts before a push is dead-lettered (status `dead`)."""
@@ -239,6 +247,11 @@ class Settings(BaseSettings):
         # docker-compose passes unset variables as empty strings.
         return value or None
 
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_unset(cls, value: object) -> object:
+        return value or None
+
     @field_validator("redis_url")
     @classmethod
     def _empty_redis_is_unset(cls, value: str | None) -> str | None:
@@ -276,8 +289,11 @@ class Settings(BaseSettings):
     def _push_consistent(self) -> Settings:
         if self.push_webhook_url and self.push_webhook_secret is None:
             raise ValueError("push_webhook_url needs push_webhook_secret (whsec_<base64>)")
-        if self.push_lease_s <= self.push_webhook_timeout_s:
-            raise ValueError("push_lease_s must exceed push_webhook_timeout_s")
+        if self.push_lease_s < 2 * self.push_webhook_timeout_s:
+            raise ValueError(
+                "push_lease_s must exceed push_webhook_timeout_s: it must be at least twice as "
+                "long, so an attempt always ends inside its lease"
+            )
         if (self.push_quiet_start is None) != (self.push_quiet_end is None):
             raise ValueError("set both push_quiet_start and push_quiet_end, or neither")
         return self

@@ -17,7 +17,8 @@ from sqlalchemy import Connection, Engine, case, select
 from sqlalchemy.exc import OperationalError
 
 from service.cache import CachedEvent
-from service.db import dialect_insert, read_tx, write_tx
+from service.db import chunks, dialect_insert, read_tx, write_tx
+from service.ids import AUTO_EVENT_ID_PREFIX
 from service.models import Interaction, Item, User
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class NewEvent:
         if self.event_id is not None:
             return self.event_id
         content = f"{self.user_id}\x1f{self.item_id}\x1f{self.ts.timestamp():.6f}"
-        return "auto:" + hashlib.sha256(content.encode()).hexdigest()
+        return AUTO_EVENT_ID_PREFIX + hashlib.sha256(content.encode()).hexdigest()
 
 
 @dataclass
@@ -133,13 +134,15 @@ def _ingest(
         }
         for key, (_, event) in sorted(by_key.items())
     ]
-    stmt = (
-        dialect_insert(conn, Interaction)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(Interaction.id, Interaction.event_id)
-    )
-    inserted_by_key = {key: db_id for db_id, key in conn.execute(stmt)}
+    insert = dialect_insert(conn, Interaction)
+    inserted_by_key: dict[str, int] = {}
+    for chunk in chunks(rows, len(Interaction.__table__.columns)):
+        stmt = (
+            insert.values(list(chunk))
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(Interaction.id, Interaction.event_id)
+        )
+        inserted_by_key.update({key: db_id for db_id, key in conn.execute(stmt)})
 
     already = [key for key in by_key if key not in inserted_by_key]
     if already:
@@ -167,10 +170,13 @@ def _check_same_as_stored(
     conn: Connection, keys: list[str], by_key: dict[str, tuple[int, NewEvent]]
 ) -> None:
     stmt = select(Interaction.event_id, Interaction.user_id, Interaction.item_id, Interaction.ts)
-    for event_id, user_id, item_id, ts in conn.execute(stmt.where(Interaction.event_id.in_(keys))):
-        index, event = by_key[event_id]
-        if not _same(event, NewEvent(user_id, item_id, ts)):
-            raise EventConflict(index, event_id)
+    for chunk in chunks(keys, 1):
+        for event_id, user_id, item_id, ts in conn.execute(
+            stmt.where(Interaction.event_id.in_(chunk))
+        ):
+            index, event = by_key[event_id]
+            if not _same(event, NewEvent(user_id, item_id, ts)):
+                raise EventConflict(index, event_id)
 
 
 @dataclass(frozen=True)

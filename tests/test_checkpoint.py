@@ -68,7 +68,9 @@ def test_newer_format_version_is_refused(tmp_path):
 def test_recalibration_is_saved_and_version_1_checkpoints_still_load(tmp_path):
     model, path = saved(tmp_path, toi_head="tpp", tpp_calibration=[0.0, 0.3, 1.0])
     assert load_checkpoint(path).config.tpp_calibration == [0.0, 0.3, 1.0]
-    # A version-1 checkpoint (written before recalibration existed) has no such key.
+    # A version-1 checkpoint (written before recalibration existed) has no such key, and
+    # no manifest (format 3).
+    (path / "manifest.json").unlink()
     meta = json.loads((path / "config.json").read_text())
     meta["format_version"] = 1
     del meta["model"]["tpp_calibration"]
@@ -87,10 +89,53 @@ def test_missing_or_broken_files_are_refused(tmp_path):
         load_checkpoint(path)
 
 
+def rewrite_json(path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("name", "edit"),
+    [
+        ("vocab.json", lambda v: v["items"].__setitem__(0, "renamed")),
+        ("config.json", lambda c: c["extra"].__setitem__("note", "edited")),
+        ("time.json", lambda t: t.__setitem__("origin_day", t["origin_day"] + 1)),
+    ],
+)
+def test_every_file_is_digest_checked(tmp_path, name, edit):
+    _, path = saved(tmp_path)
+    rewrite_json(path / name, edit)
+    with pytest.raises(CheckpointError, match=f"{name} does not match .* modified"):
+        load_checkpoint(path)
+
+
+def test_the_version_covers_every_file(tmp_path):
+    """Same weights, another vocabulary or config: another version (pushes and metrics tell
+    the models apart), for new checkpoints and for old ones without a manifest alike."""
+    model, path = saved(tmp_path)
+    config = preset("pasrec", n_items=12, hidden=16, history_length=4, seed=5)
+    time = TimeNormalizer(15000, 400)
+    renamed = ["other-" + item for item in VOCAB]
+    other = save_checkpoint(tmp_path / "b", model, config, "pasrec", renamed, list(range(12)), time)
+    noted = save_checkpoint(
+        tmp_path / "c", model, config, "pasrec", VOCAB, list(range(12)), time, {"note": 1}
+    )
+    versions = {load_checkpoint(p).version for p in (path, other, noted)}
+    assert len(versions) == 3
+    before = load_checkpoint(path).version
+    (path / "manifest.json").unlink()
+    rewrite_json(path / "config.json", lambda c: c.__setitem__("format_version", 2))
+    legacy = load_checkpoint(path).version
+    rewrite_json(path / "vocab.json", lambda v: v["items"].__setitem__(0, "renamed"))
+    assert len({before, legacy, load_checkpoint(path).version}) == 3
+
+
 def test_checkpoint_holds_no_pickle(tmp_path):
     _, path = saved(tmp_path)
     assert sorted(p.name for p in path.iterdir()) == [
         "config.json",
+        "manifest.json",
         "time.json",
         "vocab.json",
         "weights.safetensors",

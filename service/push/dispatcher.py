@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -73,6 +74,8 @@ class Dispatcher:
             wall_clock,
         )
         self._pool = ThreadPoolExecutor(settings.push_concurrency, thread_name_prefix="push")
+        self._slots_lock = threading.Lock()
+        self._busy = 0
 
     # --- the cycle ------------------------------------------------------------------------
 
@@ -90,15 +93,33 @@ class Dispatcher:
             list(self._pool.map(lambda push_id: self.deliver(push_id, now), claimed))
         return len(claimed)
 
-    def claim(self, now: datetime | None = None) -> list[str]:
-        """Lease the due pushes (and those whose lease expired); their ids."""
+    def start_due(self) -> int:
+        """Claim as many due pushes as there are idle delivery slots and start delivering
+        them in the background, following the service clock; returns how many it started.
+
+        The periodic loop uses this rather than `dispatch_due`, which waits for its whole
+        batch: here a slow receiver holds one slot, for at most the webhook deadline, while
+        the other slots keep taking the pushes that fall due.
+        """
+        with self._slots_lock:
+            idle = self._settings.push_concurrency - self._busy
+            if idle <= 0:
+                return 0
+            claimed = self.claim(None, limit=min(idle, self._settings.push_claim_batch))
+            self._busy += len(claimed)
+        for push_id in claimed:
+            self._pool.submit(self._deliver_in_slot, push_id)
+        return len(claimed)
+
+    def claim(self, now: datetime | None = None, limit: int | None = None) -> list[str]:
+        """Lease the due pushes (and those whose lease expired), at most `limit` (default
+        `push_claim_batch`); their ids."""
         when = now or self._ctx.clock()
         settings = self._settings
+        most = settings.push_claim_batch if limit is None else limit
         return store.write(
             self._ctx.engine,
-            lambda conn: store.claim(
-                conn, self.worker_id, when, settings.push_lease_s, settings.push_claim_batch
-            ),
+            lambda conn: store.claim(conn, self.worker_id, when, settings.push_lease_s, most),
         )
 
     def deliver(self, push_id: str, now: datetime | None = None) -> str:
@@ -114,7 +135,15 @@ class Dispatcher:
             log.exception("delivering push %s failed", push_id)
             return "error"
 
+    def _deliver_in_slot(self, push_id: str) -> None:
+        try:
+            self.deliver(push_id)
+        finally:
+            with self._slots_lock:
+                self._busy -= 1
+
     def close(self) -> None:
+        # Deliveries in flight finish first; each ends by its webhook deadline.
         self._pool.shutdown(wait=True)
         self._sender.close()
         self._limiter.close()
@@ -129,7 +158,7 @@ class Dispatcher:
             )
         if claimed is None:
             return "lost"
-        if claimed.attempts >= settings.push_max_attempts:
+        if claimed.attempts_since_requeue() >= settings.push_max_attempts:
             return self._finish(
                 push_id, when, "dead", status=PushStatus.DEAD, reason=ATTEMPTS_EXHAUSTED
             )
@@ -159,8 +188,12 @@ class Dispatcher:
             return self._skip(push_id, when, NO_HISTORY)
         body = json.dumps(payload, separators=(",", ":")).encode()
         attempt = claimed.attempts + 1
+        # The lease is renewed from now, not from the claim: generating the payload took time,
+        # and the whole POST (bounded by the webhook deadline, at most half the lease) must
+        # end before another dispatcher may take the push over.
+        start = fixed_now or ctx.clock()
         started = store.write(
-            ctx.engine, lambda conn: self._start_attempt(conn, push_id, attempt, payload, when)
+            ctx.engine, lambda conn: self._start_attempt(conn, push_id, attempt, payload, start)
         )
         if not started:
             return "lost"
@@ -248,7 +281,7 @@ class Dispatcher:
             values = {"status": PushStatus.DELIVERED, "delivered_at": done, "reason": None}
         elif outcome.kind == "failed":
             values = {"status": PushStatus.FAILED, "reason": outcome.reason}
-        elif attempt >= settings.push_max_attempts:
+        elif claimed.attempts_since_requeue(attempt) >= settings.push_max_attempts:
             label, values = "dead", {"status": PushStatus.DEAD, "reason": outcome.reason}
         else:
             values = {}
@@ -265,7 +298,8 @@ class Dispatcher:
             )
         )
         if label == "retry":
-            due = done + timedelta(seconds=self.backoff_s(attempt, outcome.retry_after_s))
+            delay = self.backoff_s(claimed.attempts_since_requeue(attempt), outcome.retry_after_s)
+            due = done + timedelta(seconds=delay)
             kept = store.back_to_pending(
                 conn, push_id, claimed.user_id, self.worker_id, due, outcome.reason, done
             )

@@ -20,7 +20,6 @@ class DispatchLoop:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.dispatcher = Dispatcher(ctx)
-        self._batch = ctx.settings.push_claim_batch
         self._stopping = False
         # APScheduler logs every run at INFO: once a second per process says nothing useful.
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
@@ -40,13 +39,15 @@ class DispatchLoop:
         log.info("push dispatcher %s started", self.dispatcher.worker_id)
 
     def stop(self) -> None:
-        """Stop polling and let the deliveries in flight finish."""
+        """Stop polling and let the deliveries in flight finish (each within the webhook
+        deadline, so a shutdown waits at most `push_webhook_timeout_s` for them)."""
         self._stopping = True
         self._scheduler.shutdown(wait=True)
         self.dispatcher.close()
         log.info("push dispatcher %s stopped", self.dispatcher.worker_id)
 
     def _drain(self) -> None:
-        # A full batch means more may be due: keep going rather than wait for the next tick.
-        while not self._stopping and self.dispatcher.dispatch_due() == self._batch:
+        # Start deliveries while slots are idle and pushes are due; deliveries run on in the
+        # background, so the next tick finds what fell due meanwhile even if one is slow.
+        while not self._stopping and self.dispatcher.start_due():
             pass

@@ -19,7 +19,11 @@ class PushOut(BaseModel):
     predicted_at: datetime | None = Field(description="Decoded ToI; null for a fallback push.")
     p_return: float | None = Field(description="P(return within the horizon), tpp head only.")
     fallback: bool = Field(description="Scheduled by the fallback delay rather than a ToI.")
-    attempts: int
+    attempts: int = Field(description="Delivery attempts so far, requeued rounds included.")
+    attempts_before_requeue: int = Field(
+        description="Attempts made before the push was last requeued; the attempt budget "
+        "(PASREC_PUSH_MAX_ATTEMPTS) counts the ones after."
+    )
     reason: str | None = Field(
         description="Why it was skipped, held, failed, dead-lettered or cancelled."
     )
@@ -50,3 +54,9 @@ class PushDetailOut(PushOut):
 
 class PushListOut(BaseModel):
     pushes: list[PushOut]
+
+
+class RequeueOut(PushOut):
+    requeued: bool = Field(
+        description="True when this call requeued the push; false when it was already queued."
+    )

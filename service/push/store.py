@@ -178,6 +178,11 @@ class Claimed:
     user: UserState
     last_delivered_at: datetime | None
     delivered_in_window: int
+    attempts_before_requeue: int = 0
+
+    def attempts_since_requeue(self, attempts: int | None = None) -> int:
+        """`attempts` (default: those made so far) counted against the attempt budget."""
+        return (self.attempts if attempts is None else attempts) - self.attempts_before_requeue
 
 
 def read_claimed(
@@ -185,9 +190,14 @@ def read_claimed(
 ) -> Claimed | None:
     """The claimed push and what the policy needs; None when the lease is no longer ours."""
     push = conn.execute(
-        select(Push.user_id, Push.due_at, Push.predicted_at, Push.attempts, Push.created_at).where(
-            owned(push_id, owner), Push.lease_expires_at > now
-        )
+        select(
+            Push.user_id,
+            Push.due_at,
+            Push.predicted_at,
+            Push.attempts,
+            Push.attempts_before_requeue,
+            Push.created_at,
+        ).where(owned(push_id, owner), Push.lease_expires_at > now)
     ).first()
     if push is None:
         return None
@@ -222,6 +232,7 @@ def read_claimed(
         UserState(user.timezone, user.last_event_at),
         last,
         in_window,
+        push.attempts_before_requeue,
     )
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 
+from model.checkpoint import CheckpointError
 from service.deps import Ctx, require
 from service.errors import ApiError
+from service.model_paths import PathRefused, allowed_checkpoint
 from service.schemas import ErrorOut, ReloadIn, ReloadOut
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(require("admin"))])
 
@@ -20,31 +27,36 @@ router = APIRouter(tags=["admin"], dependencies=[Depends(require("admin"))])
     responses={
         401: {"model": ErrorOut, "description": "Missing or invalid API key."},
         403: {"model": ErrorOut, "description": "The key lacks the `admin` scope."},
-        422: {"model": ErrorOut, "description": "No path, or not a valid checkpoint."},
+        422: {
+            "model": ErrorOut,
+            "description": "No path, a path outside PASREC_MODEL_DIR, or not a valid "
+            "checkpoint (the reason is in the server log, not in the answer).",
+        },
     },
     summary="Load a checkpoint (default PASREC_MODEL_PATH) and serve it from now on",
 )
 def reload_model(ctx: Ctx, body: Annotated[ReloadIn | None, Body()] = None) -> ReloadOut:
-    raw = body.path if body is not None and body.path else ctx.settings.model_path
-    if raw is None:
+    settings = ctx.settings
+    requested = body or ReloadIn()
+    path = _choose(requested.path, settings.model_path, settings, "body.path")
+    if path is None:
         raise ApiError(
             422,
             "validation_error",
             "body.path: no checkpoint path given and PASREC_MODEL_PATH is unset",
             [{"loc": "body.path", "message": "required when PASREC_MODEL_PATH is unset"}],
         )
-    path = Path(raw)
-    raw_toi = body.toi_path if body is not None and body.toi_path else ctx.settings.toi_model_path
-    toi_path = None if raw_toi is None else Path(raw_toi)
+    toi_path = _choose(requested.toi_path, settings.toi_model_path, settings, "body.toi_path")
     try:
         loaded, previous = ctx.load_model(path, toi_path)
     except (ValueError, OSError) as exc:
-        # CheckpointError is a ValueError; the old model keeps serving.
-        which = repr(str(path))
+        # The old model keeps serving.
+        which = repr(requested.path or str(path))
         if toi_path is not None:
-            which += f" with next times from {str(toi_path)!r}"
-        message = f"cannot load checkpoint {which}: {exc}"
-        raise ApiError(422, "invalid_checkpoint", message) from None
+            which += f" with next times from {requested.toi_path or str(toi_path)!r}"
+        raise ApiError(
+            422, "invalid_checkpoint", f"cannot load checkpoint {which}: {_reason(exc)}"
+        ) from None
     return ReloadOut(
         model_version=loaded.predictor.version,
         model_name=loaded.predictor.model_name,
@@ -52,3 +64,29 @@ def reload_model(ctx: Ctx, body: Annotated[ReloadIn | None, Body()] = None) -> R
         path=str(path),
         toi_path=None if toi_path is None else str(toi_path),
     )
+
+
+def _choose(raw: str | None, default: Path | None, settings: Settings, loc: str) -> Path | None:
+    """The request's path, checked against PASREC_MODEL_DIR, else the configured default."""
+    if not raw:
+        return default
+    try:
+        return allowed_checkpoint(raw, settings.model_dir)
+    except PathRefused as exc:
+        detail = [{"loc": loc, "message": str(exc)}]
+        raise ApiError(422, "path_not_allowed", f"{loc}: {exc}", detail) from None
+
+
+def _reason(exc: Exception) -> str:
+    """What the caller may learn of a failed load."""
+    if isinstance(exc, CheckpointError | OSError):
+        # Which file is missing, unreadable or altered would tell the caller what exists on
+        # the server's disk, and where: only the log says.
+        incident = uuid.uuid4().hex[:12]
+        log.warning("checkpoint reload failed (incident %s): %s", incident, exc)
+        return (
+            "not an intact checkpoint directory this server can read; the server log has "
+            f"the reason (incident {incident})"
+        )
+    # Two intact checkpoints that do not pair (a ToI checkpoint without a ToI module).
+    return str(exc)

@@ -1,22 +1,22 @@
-"""GET /v1/pushes, GET /v1/pushes/{id}, POST /v1/pushes/{id}/cancel."""
+"""GET /v1/pushes, GET /v1/pushes/{id}, POST /v1/pushes/{id}/cancel and /requeue."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from service.db import read_tx, write_tx
 from service.deps import Ctx, require
 from service.errors import ApiError
-from service.models import ID_LENGTH, PushStatus
-from service.push import store
-from service.push.schemas import AttemptOut, PushDetailOut, PushListOut, PushOut
+from service.ids import PushIdPath, UserIdQuery
+from service.models import PushStatus
+from service.push import requeue, store
+from service.push.schemas import AttemptOut, PushDetailOut, PushListOut, PushOut, RequeueOut
 from service.schemas import ErrorOut
 
 router = APIRouter(tags=["pushes"])
 
-PushId = Annotated[str, Path(min_length=1, max_length=36)]
 _AUTH = {
     401: {"model": ErrorOut, "description": "Missing or invalid API key."},
     403: {"model": ErrorOut, "description": "The key lacks the scope."},
@@ -33,7 +33,7 @@ _NOT_FOUND = {404: {"model": ErrorOut, "description": "No push with this id."}}
 )
 def list_pushes(
     ctx: Ctx,
-    user_id: Annotated[str | None, Query(min_length=1, max_length=ID_LENGTH)] = None,
+    user_id: UserIdQuery = None,
     status: PushStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> PushListOut:
@@ -49,7 +49,7 @@ def list_pushes(
     responses={**_AUTH, **_NOT_FOUND},
     summary="One push with its payload and every delivery attempt",
 )
-def get_push(push_id: PushId, ctx: Ctx) -> PushDetailOut:
+def get_push(push_id: PushIdPath, ctx: Ctx) -> PushDetailOut:
     with read_tx(ctx.engine) as conn:
         found = store.get_push(conn, push_id)
     if found is None:
@@ -71,7 +71,7 @@ def get_push(push_id: PushId, ctx: Ctx) -> PushDetailOut:
     },
     summary="Cancel a pending push (one awaiting a retry included)",
 )
-def cancel_push(push_id: PushId, ctx: Ctx) -> PushOut:
+def cancel_push(push_id: PushIdPath, ctx: Ctx) -> PushOut:
     with write_tx(ctx.engine) as conn:
         before = store.cancel(conn, push_id, ctx.clock())
         found = store.get_push(conn, push_id)
@@ -84,6 +84,34 @@ def cancel_push(push_id: PushId, ctx: Ctx) -> PushOut:
             f"push {push_id!r} is {before}; only a pending push can be cancelled",
         )
     return PushOut.model_validate(dict(found[0]))
+
+
+@router.post(
+    "/v1/pushes/{push_id}/requeue",
+    response_model=RequeueOut,
+    dependencies=[Depends(require("admin"))],
+    responses={
+        **_AUTH,
+        **_NOT_FOUND,
+        409: {
+            "model": ErrorOut,
+            "description": "Not dead (delivered, failed, skipped, cancelled), or the user has "
+            "another pending push.",
+        },
+    },
+    summary="Put a dead push back in the queue, due now (idempotent)",
+)
+def requeue_push(push_id: PushIdPath, ctx: Ctx) -> RequeueOut:
+    result = store.write(ctx.engine, lambda conn: requeue.requeue(conn, push_id, ctx.clock()))
+    if result.outcome == requeue.Outcome.NOT_FOUND:
+        raise _unknown(push_id)
+    if not result.ok:
+        raise ApiError(409, result.outcome.value, result.message)
+    with read_tx(ctx.engine) as conn:
+        found = store.get_push(conn, push_id)
+    assert found is not None  # pushes are never deleted
+    requeued = result.outcome == requeue.Outcome.REQUEUED
+    return RequeueOut.model_validate({**found[0], "requeued": requeued})
 
 
 def _unknown(push_id: str) -> ApiError:

@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from service.deps import Ctx, require
 from service.errors import ApiError
+from service.ids import UserIdPath
 from service.inference import LoadedModel, ModelNotLoaded
-from service.models import ID_LENGTH
-from service.schemas import ErrorOut, NextTimeOut, RecommendOut, ScoredItem, ToiOut, parse_time
+from service.schemas import ErrorOut, NextTimeOut, RecommendOut, ScoredItem, ToiOut
+from service.timestamps import parse_time
 
 router = APIRouter(tags=["recommendations"], dependencies=[Depends(require("read"))])
 
-UserId = Annotated[str, Path(min_length=1, max_length=ID_LENGTH)]
 _ERRORS = {
     401: {"model": ErrorOut, "description": "Missing or invalid API key."},
     403: {"model": ErrorOut, "description": "The key lacks the `read` scope."},
@@ -38,7 +38,7 @@ def _loaded(ctx: Ctx) -> LoadedModel:
     summary="Top-K items for a user now (or at a given time), with the predicted next time",
 )
 def recommend(
-    user_id: UserId,
+    user_id: UserIdPath,
     ctx: Ctx,
     k: Annotated[int | None, Query(description="Items wanted (default PASREC_DEFAULT_K).")] = None,
     at: Annotated[
@@ -105,7 +105,7 @@ def recommend(
     responses={**_ERRORS, 404: {"model": ErrorOut, "description": "No events for this user."}},
     summary="The user's predicted next interaction time (with quantiles under a tpp head)",
 )
-def time_of_interest(user_id: UserId, ctx: Ctx) -> ToiOut:
+def time_of_interest(user_id: UserIdPath, ctx: Ctx) -> ToiOut:
     loaded = _loaded(ctx)
     predictor = loaded.predictor
     history = ctx.history.get(user_id, predictor.history_length)

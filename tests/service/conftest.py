@@ -93,9 +93,13 @@ def base_settings(
 
 
 @pytest.fixture
-def settings(base_settings: Settings, checkpoint: Path) -> Settings:
-    """Store plus the session's PASRec checkpoint."""
+def settings(
+    base_settings: Settings, checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """Store plus the session's PASRec checkpoint; reloads may name any checkpoint of the
+    run (every temporary directory of the session lies under its base)."""
     base_settings.model_path = checkpoint
+    base_settings.model_dir = tmp_path_factory.getbasetemp()
     return base_settings
 
 

@@ -85,6 +85,15 @@ class PushEnv:
         self.clock.set(when)
         return self.dispatcher.dispatch_due(when)
 
+    def follow_retries(self, push_id: str, attempts: int) -> datetime:
+        """Dispatch the push `attempts` times, each at the due time its last outcome set;
+        returns the time the last attempt was made at."""
+        due = at(self.push(push_id)["due_at"])
+        for _ in range(attempts):
+            assert self.dispatch_at(due) == 1
+            last, due = due, at(self.push(push_id)["due_at"])
+        return last
+
 
 @contextmanager
 def push_env(

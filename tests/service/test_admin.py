@@ -11,9 +11,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from service_helpers import Keys, LiveServer, event, make_keys, read_slice
+from service_helpers import Clock, Keys, LiveServer, event, make_keys, read_slice
 
 from model.predictor import Predictor
+from service.app import create_app
 from service.settings import Settings
 
 
@@ -166,3 +167,62 @@ def test_reload_under_load_drops_nothing(
             thread.join()
     assert failures == []
     assert len(answered) == 2
+
+
+def _reload(client: TestClient, keys: Keys, path: str) -> tuple[int, dict]:
+    response = client.post("/v1/admin/model/reload", json={"path": path}, headers=keys.admin)
+    return response.status_code, response.json()
+
+
+def _without_incident(message: str, path: str) -> str:
+    return message.replace(repr(path), "<path>").rsplit("(incident", 1)[0]
+
+
+def test_reload_paths_stay_inside_the_model_dir_and_errors_reveal_no_paths(
+    settings: Settings, clock: Clock, checkpoint: Path, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(checkpoint, models / "good")
+    (models / "broken").mkdir()
+    (models / "broken" / "config.json").write_text("{}")
+    shutil.copytree(checkpoint, tmp_path / "outside")
+    (models / "link").symlink_to(tmp_path / "outside")
+    settings.model_dir = models
+    keys = make_keys(settings)
+    with TestClient(create_app(settings, clock)) as client:
+        status, body = _reload(client, keys, "good")
+        assert status == 200, body
+        assert body["path"] == str((models / "good").resolve())
+
+        # Outside: an existing checkpoint and a path that does not exist answer alike.
+        refused = {}
+        for path in (str(tmp_path / "outside"), "../outside", "link", "/no/such/dir", "a\x00b"):
+            status, body = _reload(client, keys, path)
+            assert status == 422 and body["error"]["code"] == "path_not_allowed", (path, body)
+            refused[path] = body["error"]["message"]
+        assert set(refused.values()) == {"body.path: the path is not inside PASREC_MODEL_DIR"}
+
+        # Inside: missing, broken and tampered differ only in the path they echo.
+        tampered = models / "tampered"
+        shutil.copytree(checkpoint, tampered)
+        (tampered / "vocab.json").write_text((tampered / "vocab.json").read_text() + " ")
+        messages = set()
+        for path in ("missing", "broken", "tampered"):
+            status, body = _reload(client, keys, path)
+            assert status == 422 and body["error"]["code"] == "invalid_checkpoint", body
+            assert str(models) not in body["error"]["message"]
+            messages.add(_without_incident(body["error"]["message"], path))
+        assert len(messages) == 1
+        assert client.get("/readyz").status_code == 200
+
+
+def test_without_a_model_dir_only_the_configured_checkpoints_reload(
+    settings: Settings, clock: Clock, checkpoint: Path
+) -> None:
+    settings.model_dir = None
+    keys = make_keys(settings)
+    with TestClient(create_app(settings, clock)) as client:
+        status, body = _reload(client, keys, str(checkpoint))
+        assert status == 422 and "PASREC_MODEL_DIR" in body["error"]["message"]
+        assert body["error"]["details"][0]["loc"] == "body.path"
+        assert client.post("/v1/admin/model/reload", headers=keys.admin).status_code == 200

@@ -12,8 +12,10 @@ from service_helpers import Clock, Keys, event, make_keys, row_count
 
 from service.app import create_app
 from service.settings import Settings
+from service.storage import NewEvent
 
 T0 = 1_700_000_000.0
+LAST_LOCAL = "9999-12-31T23:59:59-14:00"  # a valid local time whose UTC instant overflows
 
 
 def post(client: TestClient, keys: Keys, events: list[dict]) -> dict:
@@ -106,6 +108,12 @@ BAD_BODIES = [
     ("pre-1970 unix", {"events": [event("u", "i", -1)]}, 422, "1970"),
     ("pre-1970 text", {"events": [event("u", "i", "1969-12-31T23:59:59Z")]}, 422, "1970"),
     ("far future", {"events": [event("u", "i", T0 + 10 * 365 * 86400)]}, 422, "ahead"),
+    ("past year 9999 in UTC", {"events": [event("u", "i", LAST_LOCAL)]}, 422, "too far"),
+    ("reserved event id prefix", {"events": [event("u", "i", T0, "auto:x")]}, 422, "reserved"),
+    ("space separator", {"events": [event("u", "i", "2024-05-01 12:00:00Z")]}, 422, "RFC 3339"),
+    ("ISO week date", {"events": [event("u", "i", "2024-W18-3T12:00:00Z")]}, 422, "RFC 3339"),
+    ("ordinal date", {"events": [event("u", "i", "2024-122T12:00:00Z")]}, 422, "RFC 3339"),
+    ("leap second", {"events": [event("u", "i", "2016-12-31T23:59:60Z")]}, 422, "leap"),
     ("events missing", {}, 422, "events"),
 ]
 
@@ -176,3 +184,50 @@ def test_future_skew_boundary(client: TestClient, keys: Keys, clock: Clock) -> N
         "/v1/events", json={"events": [event("u", "50", T0 + 301)]}, headers=keys.ingest
     )
     assert response.status_code == 422
+
+
+def test_emoji_with_zero_width_joiners_is_an_id(
+    client: TestClient, keys: Keys, settings: Settings
+) -> None:
+    # A ZWJ (U+200D) is a format character, not a control character: it glues emoji together.
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert post(client, keys, [event(family, "50", T0)])["accepted"] == 1
+    response = client.get(f"/v1/users/{family}/toi", headers=keys.read)
+    assert response.status_code == 200, response.text
+    assert response.json()["user_id"] == family
+
+
+def test_the_largest_batch_allowed_is_stored_and_resent(settings: Settings, clock: Clock) -> None:
+    # 20,000 (the setting's maximum) rows of 5 columns are over the bind parameter limit of
+    # one statement (65,535 on PostgreSQL, 32,766 on SQLite): that used to be a 503.
+    largest = Settings.model_fields["max_batch_events"].metadata[-1].le
+    settings.max_batch_events = largest
+    settings.max_body_bytes = 64 * 1024 * 1024
+    keys = make_keys(settings)
+    batch = [event(f"u{i % 50}", str(i % 1000), T0 + i, f"e{i}") for i in range(largest)]
+    with TestClient(create_app(settings, clock)) as client:
+        assert post(client, keys, batch)["accepted"] == largest
+        again = post(client, keys, batch)
+        assert again["accepted"] == 0 and again["duplicates"] == largest
+    assert row_count(settings, "interactions") == largest
+
+
+def test_rfc3339_lowercase_t_and_z_and_any_fraction(client: TestClient, keys: Keys) -> None:
+    # RFC 3339 section 5.6 allows "t" and "z"; fractions may be longer than microseconds.
+    stamps = ["2023-11-14t22:13:20z", "2023-11-14T23:13:20.0000001+01:00"]
+    assert post(client, keys, [event("u", "50", s) for s in stamps])["accepted"] == 1
+    last = client.get("/v1/users/u/toi", headers=keys.read).json()["last_event_at"]
+    assert last == "2023-11-14T22:13:20Z"
+
+
+def test_a_derived_event_id_cannot_be_claimed_by_a_client(
+    client: TestClient, keys: Keys, settings: Settings
+) -> None:
+    # The id the service would derive for the id-less event below.
+    derived = NewEvent("u", "50", datetime.fromtimestamp(T0, UTC)).key()
+    claim = client.post(
+        "/v1/events", json={"events": [event("u", "51", T0, derived)]}, headers=keys.ingest
+    )
+    assert claim.status_code == 422
+    assert claim.json()["error"]["details"][0]["loc"] == "body.events[0].event_id"
+    assert post(client, keys, [event("u", "50", T0)])["accepted"] == 1

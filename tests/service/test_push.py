@@ -162,10 +162,7 @@ def test_receiver_down_is_retried_then_dead_lettered_and_listed(
     with push_env(settings, clock, keys, closed) as env:
         env.ingest(USER, history)
         push = env.pending(USER)
-        due = at(push["due_at"])
-        for _ in range(3):
-            assert env.dispatch_at(due) == 1
-            due = at(env.push(push["id"])["due_at"])
+        due = env.follow_retries(push["id"], 3)
         dead = env.push(push["id"])
         assert dead["status"] == "dead" and dead["reason"] == "connection_error"
         assert [a["outcome"] for a in dead["attempts_detail"]] == ["retry", "retry", "dead"]

@@ -125,7 +125,7 @@ def _start_worker(settings: Settings, url: str, log: Path) -> subprocess.Popen[b
         PASREC_PUSH_WEBHOOK_URL=url,
         PASREC_PUSH_WEBHOOK_SECRET=SECRET,
         PASREC_PUSH_LEASE_S="30",
-        PASREC_PUSH_WEBHOOK_TIMEOUT_S="20",
+        PASREC_PUSH_WEBHOOK_TIMEOUT_S="15",
         PASREC_PUSH_POLL_INTERVAL_S="0.2",
         PASREC_PUSH_QUIET_START="",
         PASREC_PUSH_QUIET_END="",

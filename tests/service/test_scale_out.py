@@ -12,15 +12,18 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from push_helpers import SECRET
 from service_helpers import event, free_port, private_schema, read_slice
+
+from service.isolated_store import private_redis_prefix, unique_name
 
 pytestmark = pytest.mark.slow
 
@@ -61,18 +64,26 @@ def _wait_http(proc: Proc, url: str, timeout_s: float = 90) -> None:
         time.sleep(0.2)
 
 
-@pytest.fixture
-def stack(
-    scale_schema: str, redis_available: str, checkpoint: Path, tmp_path: Path
+@contextmanager
+def running_stack(
+    scale_schema: str, redis_url: str, prefix: str, checkpoint: Path, tmp_path: Path
 ) -> Iterator[tuple[list[str], str]]:
-    """Receiver, migrate, 2 APIs, 2 workers; yields the API URLs and the receiver's URL."""
+    """Receiver, migrate, 2 APIs, 2 workers; yields the API URLs and the receiver's URL.
+    Every Redis key under `prefix` is deleted once the processes have exited."""
+    with private_redis_prefix(redis_url, prefix):
+        yield from _stack(scale_schema, redis_url, prefix, checkpoint, tmp_path)
+
+
+def _stack(
+    scale_schema: str, redis_url: str, prefix: str, checkpoint: Path, tmp_path: Path
+) -> Iterator[tuple[list[str], str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
     receiver_port = free_port()
     receiver_url = f"http://127.0.0.1:{receiver_port}"
     env.update(
         PASREC_DATABASE_URL=scale_schema,
-        PASREC_REDIS_URL=redis_available,
-        PASREC_REDIS_PREFIX=f"pasrec-scale:{uuid.uuid4().hex[:10]}:",
+        PASREC_REDIS_URL=redis_url,
+        PASREC_REDIS_PREFIX=prefix,
         PASREC_MODEL_PATH=str(checkpoint),
         PASREC_DEVICE="cpu",
         PASREC_API_KEYS=json.dumps([{"name": "t", "scopes": ["ingest", "read"], "key": KEY}]),
@@ -133,9 +144,17 @@ def stack(
 
 
 def test_two_apis_two_workers_deliver_each_due_push_exactly_once(
-    stack: tuple[list[str], str], data_slice: Path
+    scale_schema: str, redis_available: str, checkpoint: Path, tmp_path: Path, data_slice: Path
 ) -> None:
-    api_urls, receiver_url = stack
+    prefix = unique_name("pasrec-scale") + ":"
+    with running_stack(scale_schema, redis_available, prefix, checkpoint, tmp_path) as stack:
+        _deliver_each_due_push_once(*stack, data_slice)
+    with redis.Redis.from_url(redis_available) as client:
+        leftover = client.keys(f"{prefix}*")
+    assert leftover == [], "the run left Redis keys behind"
+
+
+def _deliver_each_due_push_once(api_urls: list[str], receiver_url: str, data_slice: Path) -> None:
     histories = read_slice(data_slice)
     users = [u for u in sorted(histories, key=int) if len(histories[u]) >= 12]
     due, later = users[:DUE_USERS], users[DUE_USERS : DUE_USERS + LATER_USERS]

@@ -9,7 +9,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,12 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
     """Hold the request open (no answer) until the receiver stops."""
+    drip_s: float = 0.0
+    """Send the answer one byte every `drip_s` seconds: a receiver that is alive but slow,
+    which per-read timeouts never cut off."""
+    drip: Literal["head", "body"] = "body"
+    """What drips: the status line and headers, or only the body (the headers go at once)."""
+    body: bytes = b"ok"
 
 
 @dataclass(frozen=True)
@@ -54,12 +60,32 @@ class Receiver:
                 if reply.hang:
                     receiver._release.wait(60)
                     return
+                if reply.drip_s:
+                    self._drip(reply)
+                    return
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                self.send_header("content-length", "2")
+                self.send_header("content-length", str(len(reply.body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(reply.body)
+
+            def _drip(self, reply: Reply) -> None:
+                head = f"HTTP/1.1 {reply.status} Slow\r\ncontent-length: {len(reply.body)}\r\n"
+                head += "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items()) + "\r\n"
+                if reply.drip == "head":
+                    slow, fast = head.encode() + reply.body, b""
+                else:
+                    slow, fast = reply.body, head.encode()
+                self.close_connection = True
+                try:
+                    self.wfile.write(fast)
+                    for byte in slow:
+                        if receiver._release.wait(reply.drip_s):
+                            return
+                        self.wfile.write(bytes([byte]))
+                except OSError:
+                    pass  # the sender gave up and closed the connection
 
             def log_message(self, *_: Any) -> None:
                 pass
