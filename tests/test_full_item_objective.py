@@ -83,7 +83,7 @@ def test_item_table_initialisation_is_a_setting():
 )
 def test_bad_objective_settings_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
-        preset("pasrec", **{field: value})
+        preset("pasrec-ce", **{field: value})
 
 
 def test_the_mlp_denoiser_applies_guidance_as_two_passes():
