@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cli.help_text import SERVE_SETTINGS, WORKER_SETTINGS, settings_epilog
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from service.app import run_server
@@ -51,10 +53,22 @@ def cmd_apikey(args: argparse.Namespace) -> int:
 
 
 def add_service_commands(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser("serve", help="run the HTTP API (settings from PASREC_* env vars)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP API (settings from PASREC_* env vars)",
+        description="Serve the HTTP API, and deliver pushes unless "
+        "PASREC_PUSH_DISPATCHER_ENABLED=false.\n"
+        "No options: everything is a PASREC_* setting (below). The checkpoint to serve comes\n"
+        "from `pasrec train --out DIR` (DIR/checkpoint) or `pasrec demo --out DIR`\n"
+        "(DIR/train/checkpoint); README.md's quick start serves one end to end.",
+        epilog=settings_epilog(SERVE_SETTINGS),
+    )
     serve.set_defaults(handler=cmd_serve)
     worker = sub.add_parser(
-        "worker", help="run push dispatchers only, no HTTP API (settings from PASREC_* env vars)"
+        "worker",
+        help="run push dispatchers only, no HTTP API (settings from PASREC_* env vars)",
+        description="Deliver due pushes (no HTTP API); settings as for `pasrec serve`.",
+        epilog=settings_epilog(WORKER_SETTINGS),
     )
     worker.set_defaults(handler=cmd_worker)
     migrate = sub.add_parser("migrate", help="upgrade the database schema to the latest")
@@ -62,8 +76,10 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     apikey = sub.add_parser(
         "apikey", help="create an API key (printed once), or revoke one with --revoke"
     )
-    apikey.add_argument("--name")
-    apikey.add_argument("--scopes", nargs="+", choices=("ingest", "read", "admin"))
+    apikey.add_argument("--name", help="a label for the key (1-64 characters)")
+    apikey.add_argument(
+        "--scopes", nargs="+", choices=("ingest", "read", "admin"), help="what the key may do"
+    )
     apikey.add_argument(
         "--revoke", metavar="KEY_OR_ID", help="revoke a database key: the key or its id"
     )
