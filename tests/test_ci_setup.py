@@ -74,7 +74,7 @@ def test_running_services_are_left_alone() -> None:
     done = setup_sh(
         "apt_install() { echo apt_install called; exit 3; }; "
         "as_root() { echo as_root called; exit 3; }; "
-        "ensure_postgres; ensure_redis; ensure_database test"
+        "ensure_postgres; ensure_redis; ensure_database test; ensure_curl"
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout == ""
