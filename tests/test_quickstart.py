@@ -5,6 +5,7 @@ so parallel runs do not collide."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -72,10 +73,8 @@ def test_readme_quickstart_delivers_a_push(tmp_path: Path) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail("the quick start did not finish in 4 minutes:\n" + log.read_text()[-4000:])
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # the block stopped its own processes
             os.killpg(shell.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     output = log.read_text()
     assert shell.returncode == 0, output[-4000:]
     assert f"listening on http://127.0.0.1:{hook}/" in output
