@@ -144,7 +144,8 @@ ensure_redis() {
   wait_until 30 port_open "$REDIS_PORT" || die "Redis did not start on port $REDIS_PORT"
 }
 
-# tests/test_quickstart.py runs README.md's quick start, which talks to the service with curl.
+# tests/service/test_quickstart.py runs README.md's quick start, which talks to the service
+# with curl.
 ensure_curl() {
   command -v curl >/dev/null || apt_install curl
 }

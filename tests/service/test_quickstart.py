@@ -10,16 +10,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from service_helpers import free_port
 
 from training.synthetic import SyntheticConfig, write_synthetic
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEADING = "### Serve a model and watch a push arrive"
 DEMO_LINE = "pasrec demo --out runs/demo "
 # Where `pasrec demo --out runs/demo` writes its checkpoint (tests/test_demo.py checks it).
@@ -35,12 +35,6 @@ def readme_block() -> str:
     text = (ROOT / "README.md").read_text()
     section = text[text.index(HEADING) :]
     return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def train_tiny(workdir: Path) -> None:
