@@ -3,23 +3,46 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cli.help_text import SERVE_SETTINGS, WORKER_SETTINGS, settings_epilog
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+
+def checked_settings() -> Settings:
+    """Settings from the environment, with the checkpoint paths checked first: a wrong path is
+    the usual first mistake, and inside the server it surfaces as a start-up traceback."""
+    from service.settings import Settings
+
+    settings = Settings()
+    for name in ("model_path", "toi_model_path"):
+        path: Path | None = getattr(settings, name)
+        if path is None or (path / "config.json").is_file():
+            continue
+        nested = path / "checkpoint"
+        hint = (
+            f"; did you mean {nested}?"
+            if (nested / "config.json").is_file()
+            else " (`pasrec train --out DIR` writes DIR/checkpoint)"
+        )
+        raise ValueError(f"PASREC_{name.upper()}={path} is not a checkpoint directory{hint}")
+    return settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from service.app import run_server
-    from service.settings import Settings
 
-    run_server(Settings())
+    run_server(checked_settings())
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from service.settings import Settings
     from service.worker import run_worker
 
-    run_worker(Settings())
+    run_worker(checked_settings())
     return 0
 
 

@@ -1,13 +1,15 @@
-"""`pasrec --help` texts: every option explained with its default, `--version`, and the
-service commands pointing to the settings they read."""
+"""`pasrec --help` texts: every option explained with its default, `--version`, the service
+commands pointing to the settings they read, and their clear error for a wrong checkpoint."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +77,20 @@ def test_service_help_names_its_settings(
     assert "PASREC_MODEL_PATH (default: unset)" in text
     if command == "serve":
         assert "pasrec train --out DIR` (DIR/checkpoint)" in text
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_training_output_dir_is_not_a_checkpoint(command: str, tmp_path: Path) -> None:
+    """The usual first mistake, PASREC_MODEL_PATH=DIR for DIR/checkpoint: one line that says
+    which path was meant, no start-up traceback."""
+    (tmp_path / "run" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoint" / "config.json").write_text("{}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+    env.update(PASREC_MODEL_PATH=str(tmp_path / "run"), PASREC_SQLITE_PATH=str(tmp_path / "x.db"))
+    done = subprocess.run([sys.executable, "-m", "cli.main", command], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"pasrec {command}: error: PASREC_MODEL_PATH={tmp_path / 'run'} is not a checkpoint "
+        f"directory; did you mean {tmp_path / 'run' / 'checkpoint'}?\n"
+    )
