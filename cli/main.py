@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from cli.help_text import HelpFormatter, package_version
 from model.config import MODEL_NAMES, TIME_ENCODINGS, TPP_INPUTS, TPP_TARGETS
 
 
@@ -23,14 +24,26 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="data file or directory")
     parser.add_argument("--format", choices=FORMATS, help="override format detection")
     parser.add_argument("--name", help="data set name (selects <name>_item.txt in Amazon dirs)")
-    parser.add_argument("--split", choices=("loo", "811"), default="loo")
-    parser.add_argument("--k-core", type=int, default=5)
+    parser.add_argument(
+        "--split",
+        choices=("loo", "811"),
+        default="loo",
+        help="leave-one-out per user, or users split 8:1:1",
+    )
+    parser.add_argument(
+        "--k-core", type=int, default=5, help="iteratively drop users and items with fewer events"
+    )
     parser.add_argument(
         "--truncate",
         type=int,
         help="keep each user's last N interactions (the paper: history length + 1)",
     )
-    parser.add_argument("--train-samples", choices=("prefixes", "last"), default="prefixes")
+    parser.add_argument(
+        "--train-samples",
+        choices=("prefixes", "last"),
+        default="prefixes",
+        help="train on every prefix of a history, or on its last one (the paper's code)",
+    )
     parser.add_argument("--history-length", type=int, help="L (default 50 MovieLens, 10 else)")
     parser.add_argument("--split-seed", type=int, default=0, help="user shuffle of the 811 split")
 
@@ -51,31 +64,40 @@ def data_options(args: argparse.Namespace):
     )
 
 
-MODEL_FLAGS = {
-    "hidden": int,
-    "heads": int,
-    "blocks": int,
-    "dropout": float,
-    "gamma": float,
-    "eta": float,
-    "lam": float,
-    "guidance": float,
-    "ddim_steps": int,
-    "p_uncond": float,
-    "ce_weight": float,
-    "ce_temperature": float,
-    "item_init_std": float,
-    "gaussian_sigma": float,
-    "rff_sigma": float,
-    "diffusion_steps": int,
+# Model options: (type, help). Unset, each takes the --model preset's value (model/config.py),
+# which is ModelConfig's default unless the preset names it; the help shows that default.
+MODEL_FLAGS: dict[str, tuple[type, str]] = {
+    "hidden": (int, "hidden size d of item embeddings and the encoder"),
+    "heads": (int, "attention heads per encoder block"),
+    "blocks": (int, "encoder blocks"),
+    "dropout": (float, "dropout rate of the encoder"),
+    "gamma": (float, "ToI fusion: weight of the user state against the predicted ToI embedding"),
+    "eta": (float, "weight of the item loss against the ToI loss (1: the ToI module is untrained)"),
+    "lam": (float, "PreferDiff lambda: reconstruction loss against the in-batch BPR loss"),
+    "guidance": (float, "classifier-free guidance weight w of the DDIM sampler"),
+    "ddim_steps": (int, "DDIM sampling steps at test time"),
+    "p_uncond": (float, "share of training samples with the condition dropped (guidance)"),
+    "ce_weight": (float, "weight of the full-item cross-entropy on the denoised estimate"),
+    "ce_temperature": (float, "the cross-entropy's logits are x0_hat . E / this"),
+    "item_init_std": (float, "std of the item table at initialisation (0: the model's own)"),
+    "gaussian_sigma": (float, "width of the gaussian time encoding"),
+    "rff_sigma": (float, "scale of the random Fourier features time encoding"),
+    "diffusion_steps": (int, "forward diffusion steps T"),
 }
+
+
+def model_default(name: str) -> str:
+    """The help suffix of a model option: its default when neither it nor the preset sets it."""
+    from model.config import ModelConfig
+
+    return f" (default: the --model preset's; else {getattr(ModelConfig(), name)})"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from training.pipeline import run_training
     from training.trainer import TrainConfig
 
-    overrides = {name: getattr(args, name) for name in MODEL_FLAGS}
+    overrides: dict[str, object] = {name: getattr(args, name) for name in MODEL_FLAGS}
     overrides.update(
         time_encoding=args.time_encoding,
         recon_loss=args.recon_loss,
@@ -168,18 +190,17 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
         help="3 = methods on LOO, 4 = methods on 8:1:1, 6 = time encodings, 7 = ablation",
     )  # fmt: skip
     rep.add_argument("--split", choices=("loo", "811"), help="tables 6 and 7: which half (loo)")
-    rep.add_argument("--data", required=True)
-    rep.add_argument("--name", default="Beauty")
+    rep.add_argument("--data", required=True, help="data file or directory")
+    rep.add_argument("--name", default="Beauty", help="data set name (selects tuned settings)")
     rep.add_argument("--methods", nargs="+", choices=MODEL_NAMES, help="tables 3 and 4",
-                     default=["pasrec", "preferdiff", "dreamrec", "sasrec",
-                              "gru4rec", "bert4rec", "tisasrec", "meantime", "diffurec",
-                              "popularity"])
-    rep.add_argument("--seeds", type=int, default=3)
+                     default=["pasrec", "preferdiff", "dreamrec", "sasrec", "gru4rec",
+                              "bert4rec", "tisasrec", "meantime", "diffurec", "popularity"])
+    rep.add_argument("--seeds", type=int, default=3, help="seeds per row")
     rep.add_argument("--jobs", type=int, default=1, help="cells run at the same time")
-    rep.add_argument("--device", default="cpu")
+    rep.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     rep.add_argument("--hidden", type=int, default=512, help="hidden size of diffusion models")
     rep.add_argument("--baseline-hidden", type=int, default=256, help="size of the other methods")
-    rep.add_argument("--epochs", type=int, default=200)
+    rep.add_argument("--epochs", type=int, default=200, help="most epochs per cell")
     rep.add_argument("--max-minutes", type=float, help="wall-time budget per cell")
     rep.add_argument("--lr", type=float, help="learning rate of every cell (default: train's)")
     rep.add_argument("--patience", type=int, help="early-stopping patience (default: train's)")
@@ -188,66 +209,92 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
         choices=("last", "every"),
         help="slots every diffusion model trains on (default: each preset's own)",
     )
-    rep.add_argument(
-        "--objective", choices=("paper", "full"), default="paper",
-        help="paper: each diffusion preset's own objective; full: every diffusion cell also "
-        "gets the pasrec-ce preset's full-item cross-entropy (Table 7 = its ablation)",
-    )  # fmt: skip
-    rep.add_argument("--out", required=True)
+    rep.add_argument("--out", required=True, help="output directory (resumes a grid there)")
     rep.set_defaults(handler=cmd_reproduce)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pasrec", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a model and write a checkpoint + results.json")
+    train = sub.add_parser(
+        "train",
+        help="train a model and write a checkpoint + results.json",
+        description="Train a model; writes OUT/checkpoint (what `pasrec serve` loads through "
+        "PASREC_MODEL_PATH),\nOUT/results.json, OUT/train_log.jsonl and "
+        "OUT/training_curves.png.",
+    )
     add_data_arguments(train)
-    train.add_argument("--model", choices=MODEL_NAMES, default="pasrec")
-    train.add_argument("--time-encoding", choices=TIME_ENCODINGS)
-    train.add_argument("--toi-head", choices=("none", "tpp"))
+    train.add_argument("--model", choices=MODEL_NAMES, default="pasrec", help="the method")
+    train.add_argument(
+        "--time-encoding",
+        choices=TIME_ENCODINGS,
+        help="how timestamps enter the encoder" + model_default("time_encoding"),
+    )
+    train.add_argument(
+        "--toi-head",
+        choices=("none", "tpp"),
+        help="tpp: add the point-process head over the next gap" + model_default("toi_head"),
+    )
     train.add_argument(
         "--tpp-target",
         choices=TPP_TARGETS,
-        help="the gaps the tpp head learns: to the next event, or to the next later day",
+        help="the gaps the tpp head learns: to the next event, or to the next later day"
+        + model_default("tpp_target"),
     )
     train.add_argument(
         "--tpp-inputs",
         choices=TPP_INPUTS,
-        help="what the tpp head reads: the user state, last time and gaps, or the gaps alone",
+        help="what the tpp head reads: the user state, last time and gaps, or the gaps alone"
+        + model_default("tpp_inputs"),
     )
-    train.add_argument("--recon-loss", choices=("cosine", "l2"))
     train.add_argument(
-        "--denoiser", choices=("linear", "mlp"),
-        help="diffusion models: one linear layer (PreferDiff) or a two-layer MLP",
-    )  # fmt: skip
-    train.add_argument("--sasrec-loss", choices=("ce", "bce"))
+        "--recon-loss",
+        choices=("cosine", "l2"),
+        help="diffusion reconstruction loss" + model_default("recon_loss"),
+    )
+    train.add_argument(
+        "--sasrec-loss",
+        choices=("ce", "bce"),
+        help="SASRec: full-softmax cross-entropy or one sampled negative"
+        + model_default("sasrec_loss"),
+    )
     train.add_argument(
         "--diffusion-slots",
         choices=("last", "every"),
-        help="diffusion models: train the last slot only (PreferDiff) or every slot (as SASRec)",
+        help="diffusion models: train the last slot only (PreferDiff) or every slot (as SASRec)"
+        + model_default("diffusion_slots"),
     )
-    for name, kind in MODEL_FLAGS.items():
-        train.add_argument("--" + name.replace("_", "-"), type=kind)
-    train.add_argument("--epochs", type=int, default=100)
-    train.add_argument("--batch-size", type=int, default=256)
-    train.add_argument("--lr", type=float, default=3e-4)
+    for name, (kind, text) in MODEL_FLAGS.items():
+        flag = "--" + name.replace("_", "-")
+        train.add_argument(flag, type=kind, help=text + model_default(name))
+    train.add_argument("--epochs", type=int, default=100, help="most training epochs")
+    train.add_argument("--batch-size", type=int, default=256, help="training samples per step")
+    train.add_argument("--lr", type=float, default=3e-4, help="AdamW learning rate")
     train.add_argument(
         "--embedding-lr-scale",
         type=float,
         default=1.0,
         help="the item table learns at lr x this (its N(0, 1) rows barely move at lr 1e-3)",
     )
-    train.add_argument("--weight-decay", type=float, default=0.0)
-    train.add_argument("--patience", type=int, default=10)
+    train.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+    train.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="stop after this many validations without improvement",
+    )
     train.add_argument(
         "--val-metric",
         default="NDCG@10",
         choices=("HR@5", "HR@10", "NDCG@5", "NDCG@10", "tpp_nll"),
         help="early-stopping metric (tpp_nll: the tpp head's validation NLL, lower wins)",
     )
-    train.add_argument("--eval-batch-size", type=int, default=1024)
-    train.add_argument("--eval-every", type=int, default=1)
+    train.add_argument(
+        "--eval-batch-size", type=int, default=1024, help="users scored per evaluation batch"
+    )
+    train.add_argument("--eval-every", type=int, default=1, help="validate every N epochs")
     train.add_argument(
         "--max-minutes",
         type=float,
@@ -255,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--valid-limit", type=int, help="validate on a fixed random subset")
     train.add_argument("--valid-ddim-steps", type=int, help="DDIM steps during validation")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seed of weights, batches and sampling")
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     train.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     train.add_argument(
@@ -270,8 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="score a checkpoint on the test split (JSON)")
     add_data_arguments(evaluate)
-    evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--checkpoint", required=True, help="OUT/checkpoint of `pasrec train`")
+    evaluate.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     evaluate.add_argument(
         "--ddim-steps", type=int, help="diffusion models: sample with this many DDIM steps"
     )
@@ -293,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     from cli.replay_commands import add_replay_commands
 
     add_replay_commands(sub)
+    for command in sub.choices.values():
+        command.formatter_class = HelpFormatter
     return parser
 
 

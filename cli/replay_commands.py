@@ -65,7 +65,10 @@ def add_replay_commands(sub: argparse._SubParsersAction) -> None:
         "--toi-checkpoint",
         help="next times from this checkpoint, items from --checkpoint (PASREC_TOI_MODEL_PATH)",
     )
-    rep.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    rep.add_argument(
+        "--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES),
+        help="push-timing strategies to replay, one run each",
+    )  # fmt: skip
     rep.add_argument("--fixed-interval", default="7d", help="interval of the `fixed` strategy")
     rep.add_argument(
         "--min-timely-probability", type=probability, default=0.0,
@@ -88,7 +91,7 @@ def add_replay_commands(sub: argparse._SubParsersAction) -> None:
         help="with --database-url: the history cache in this Redis (a private key prefix, "
         "deleted after); default $PASREC_REDIS_URL",
     )  # fmt: skip
-    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--seed", type=int, default=0, help="seed of sampling and training")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     rep.add_argument("--out", required=True, help="output directory")
     rep.set_defaults(handler=cmd_replay)
@@ -98,7 +101,7 @@ def add_replay_commands(sub: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--data", help="an interaction log instead of the synthetic data")
     demo.add_argument("--users", type=int, default=300, help="synthetic users")
-    demo.add_argument("--epochs", type=int, default=10)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--epochs", type=int, default=10, help="training epochs")
+    demo.add_argument("--seed", type=int, default=0, help="seed of data and training")
     demo.add_argument("--out", default="runs/demo", help="output directory")
     demo.set_defaults(handler=cmd_demo)

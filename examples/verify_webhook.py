@@ -76,21 +76,21 @@ def serve(port: int, secret: str) -> None:
             except InvalidSignature as exc:
                 self.send_response(401)  # a 4xx other than 408/429: the sender will not retry
                 self.end_headers()
-                print(f"refused: {exc}")
+                print(f"refused: {exc}", flush=True)
                 return
             push_id = self.headers["webhook-id"]
             if push_id not in seen:
                 seen.add(push_id)
                 data = payload["data"]
                 items = ", ".join(i["item_id"] for i in data["items"])
-                print(f"push {push_id} for user {data['user_id']}: {items}")
+                print(f"push {push_id} for user {data['user_id']}: {items}", flush=True)
             self.send_response(204)
             self.end_headers()
 
         def log_message(self, *_: Any) -> None:
             pass
 
-    print(f"listening on http://127.0.0.1:{port}/")
+    print(f"listening on http://127.0.0.1:{port}/", flush=True)
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 
 

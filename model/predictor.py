@@ -11,6 +11,7 @@ import torch
 from model.batching import left_pad, make_batch
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.time_norm import DAY_SECONDS
+from model.time_span import TrainingSpan
 from model.toi_decode import decode_toi_days
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -59,6 +60,7 @@ class Predictor:
         counts = np.asarray(checkpoint.item_counts, dtype=np.float64)
         self._popular_order = np.argsort(-counts, kind="stable")
         self._counts = counts
+        self.span = TrainingSpan.of(checkpoint.time)
 
     @classmethod
     def load(
@@ -91,6 +93,10 @@ class Predictor:
     def has_tpp(self) -> bool:
         return self.checkpoint.config.toi_head == "tpp"
 
+    @property
+    def training_spans(self) -> tuple[TrainingSpan, ...]:
+        return (self.span,)
+
     def known(self, raw_item_id: str) -> bool:
         return raw_item_id in self._index
 
@@ -105,24 +111,36 @@ class Predictor:
                     break
         return out
 
-    def _batch(self, histories: list[History]) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+    def _shifts(self, histories: list[History]) -> list[int]:
+        """Per history, the days that bring it inside the training span (model/time_span.py)."""
+        return [self.span.shift_days(h[-1][1]) if h else 0 for h in histories]
+
+    def _batch(
+        self, histories: list[History], shifts: list[int]
+    ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
         length = self.history_length
         ids, days = [], []
-        for history in histories:
+        for history, shift in zip(histories, shifts, strict=True):
             known = [(self._index[i], t) for i, t in history if i in self._index]
             ids.append([i for i, _ in known])
-            days.append([int(t // DAY_SECONDS) for _, t in known])
+            days.append([int(t // DAY_SECONDS) + shift for _, t in known])
         items = left_pad(ids, length)
         day_arr = left_pad(days, length)
         batch = make_batch(items, day_arr, self.checkpoint.time, self.device)
         return batch, items
 
-    def _gap_batch(self, histories: list[History]) -> dict[str, torch.Tensor]:
+    def _gap_batch(self, histories: list[History], shifts: list[int]) -> dict[str, torch.Tensor]:
         """The days of every event, known item or not, for a tpp head that reads the gaps
         alone: its forecast then starts at the user's last event, as a push's delay does,
         and sees visits to items released after training (1 marks a present slot)."""
         length = self.history_length
-        days = left_pad([[int(t // DAY_SECONDS) for _, t in h] for h in histories], length)
+        days = left_pad(
+            [
+                [int(t // DAY_SECONDS) + shift for _, t in h]
+                for h, shift in zip(histories, shifts, strict=True)
+            ],
+            length,
+        )
         present = left_pad([[1] * len(h) for h in histories], length)
         return make_batch(present, days, self.checkpoint.time, self.device)
 
@@ -136,12 +154,16 @@ class Predictor:
     ) -> list[list[tuple[str, float]]]:
         if not histories:
             return []
-        batch, _ = self._batch(histories)
+        shifts = self._shifts(histories)
+        batch, _ = self._batch(histories, shifts)
         at_tensor = None
         if at is not None and any(a is not None for a in at):
+            # `at` moves with its history, so the gap from the last event is what the model reads.
             norm = [
-                float("nan") if a is None else float(self.checkpoint.time.normalize_seconds(a))
-                for a in at
+                float("nan")
+                if a is None
+                else float(self.checkpoint.time.normalize_seconds(a + shift * DAY_SECONDS))
+                for a, shift in zip(at, shifts, strict=True)
             ]
             at_tensor = torch.tensor(norm, dtype=torch.float32, device=self.device)
         scores = self.model.score(batch, at_tensor).float()
@@ -166,19 +188,27 @@ class Predictor:
     def predict_next_time(self, histories: list[History]) -> list[NextTime | None]:
         if not self.has_toi or not histories:
             return [None] * len(histories)
-        batch, items = self._batch(histories)
+        shifts = self._shifts(histories)
+        batch, items = self._batch(histories, shifts)
         model = self.model
         predicted = model.predict_toi(batch)
         last_days = torch.as_tensor(
-            [int(h[-1][1] // DAY_SECONDS) if h else 0 for h in histories], device=self.device
+            [
+                int(h[-1][1] // DAY_SECONDS) + shift if h else 0
+                for h, shift in zip(histories, shifts, strict=True)
+            ],
+            device=self.device,
         )
-        days = decode_toi_days(
+        decoded = decode_toi_days(
             predicted, last_days, model.time_encoding, self.checkpoint.time, self.horizon_days
         ).tolist()
+        days = [day - shift for day, shift in zip(decoded, shifts, strict=True)]
         params = None
         if self.has_tpp:
             gaps_only = not model.tpp.reads_state
-            params = model.gap_distribution(self._gap_batch(histories) if gaps_only else batch)
+            params = model.gap_distribution(
+                self._gap_batch(histories, shifts) if gaps_only else batch
+            )
         if params is not None:
             # Whole-batch quantiles and CDFs: one bisection per level, not one per user.
             gap_quantiles = {q: model.tpp.quantile(params, q).tolist() for q in QUANTILES}
@@ -194,12 +224,16 @@ class Predictor:
             if not history or items[row, -1] == 0:
                 out.append(None)
                 continue
-            result = NextTime(time=float(days[row] * DAY_SECONDS))
+            # Day-granular answers start at a midnight; a return "on the last event's day" is
+            # one after that event, never before it.
+            last = float(history[-1][1])
+            result = NextTime(time=max(float(days[row] * DAY_SECONDS), last))
             if params is not None:
                 # The head's unit is (dequantised) days after the day of the last event.
-                last_midnight = (float(history[-1][1]) // DAY_SECONDS) * DAY_SECONDS
+                last_midnight = (last // DAY_SECONDS) * DAY_SECONDS
                 result.quantiles = {
-                    q: last_midnight + gap_quantiles[q][row] * DAY_SECONDS for q in QUANTILES
+                    q: max(last_midnight + gap_quantiles[q][row] * DAY_SECONDS, last)
+                    for q in QUANTILES
                 }
                 result.p_within = dict(zip(HORIZONS_DAYS, within[row], strict=True))
                 result.window_start = last_midnight + window[row] * DAY_SECONDS
@@ -244,6 +278,10 @@ class PairedPredictor:
     @property
     def has_tpp(self) -> bool:
         return self.timing.has_tpp
+
+    @property
+    def training_spans(self) -> tuple[TrainingSpan, ...]:
+        return tuple(dict.fromkeys((self.recommender.span, self.timing.span)))
 
     def known(self, raw_item_id: str) -> bool:
         return self.recommender.known(raw_item_id)

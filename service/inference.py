@@ -19,6 +19,7 @@ from pathlib import Path
 
 from model.predictor import AnyPredictor, NextTime, PairedPredictor, Predictor
 from service.metrics import Metrics
+from service.span_watch import SpanWatch
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class LoadedModel:
     predictor: AnyPredictor
     path: Path
     toi_path: Path | None = None
+    # Per model: a reload to a checkpoint trained on recent events clears the warning.
+    span_watch: SpanWatch = field(default_factory=lambda: SpanWatch(()))
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class InferenceEngine:
             probe = [[(predictor.items[0], time.time())]] if predictor.items else [[]]
             predictor.recommend(probe, k=1)
             predictor.predict_next_time(probe)
-            loaded = LoadedModel(predictor, path, toi_path)
+            loaded = LoadedModel(predictor, path, toi_path, SpanWatch(predictor.training_spans))
             previous, self._current = self._current, loaded
         log.info(
             "serving %s (%s, %d items, history %d, toi=%s, tpp=%s) from %s%s on %s in %.1fs",
@@ -182,6 +185,7 @@ class InferenceEngine:
         started = time.perf_counter()
         try:
             histories = [job.history for job in batch]
+            loaded.span_watch.observe(h[-1][1] for h in histories if h)
             times = predictor.predict_next_time(histories)
             with_items = [i for i, job in enumerate(batch) if job.want_items]
             ranked: dict[int, list[tuple[str, float]]] = {}

@@ -19,3 +19,5 @@ def test_demo_runs_and_writes_the_table(tmp_path: Path, capsys: pytest.CaptureFi
     assert "| toi |" in printed and "| passive |" in printed
     for name in ("replay.md", "replay.json", "tradeoff.png", "timeline.png"):
         assert (tmp_path / name).is_file(), name
+    # The checkpoint README.md's quick start serves (as runs/demo/train/checkpoint).
+    assert (tmp_path / "train" / "checkpoint" / "config.json").is_file()

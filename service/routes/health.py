@@ -34,10 +34,12 @@ def readyz(ctx: Ctx) -> JSONResponse:
         f"ok: {ctx.inference.current.predictor.version}" if ctx.inference.ready else "not loaded"
     )
     ready = all(v.startswith("ok") for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+    # Warnings do not make the service unready: it still answers, an operator should look.
+    span_warning = ctx.inference.current.span_watch.warning() if ctx.inference.ready else None
+    if span_warning:
+        body["warnings"] = {"model_time_span": span_warning}
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
