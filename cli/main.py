@@ -209,6 +209,11 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
         choices=("last", "every"),
         help="slots every diffusion model trains on (default: each preset's own)",
     )
+    rep.add_argument(
+        "--objective", choices=("paper", "full"), default="paper",
+        help="paper: each diffusion preset's own objective; full: every diffusion cell also "
+        "gets the pasrec-ce preset's full-item cross-entropy (Table 7 = its ablation)",
+    )  # fmt: skip
     rep.add_argument("--out", required=True, help="output directory (resumes a grid there)")
     rep.set_defaults(handler=cmd_reproduce)
 
@@ -253,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--recon-loss",
         choices=("cosine", "l2"),
         help="diffusion reconstruction loss" + model_default("recon_loss"),
+    )
+    train.add_argument(
+        "--denoiser",
+        choices=("linear", "mlp"),
+        help="diffusion models: one linear layer (PreferDiff) or c + a two-layer MLP"
+        + model_default("denoiser"),
     )
     train.add_argument(
         "--sasrec-loss",
