@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cli.help_text import HelpFormatter, package_version
-from model.config import MODEL_NAMES, TIME_ENCODINGS, TPP_INPUTS, TPP_TARGETS
+from model.config import ENCODERS, MODEL_NAMES, TIME_ENCODINGS, TPP_INPUTS, TPP_TARGETS
 
 
 class UsageError(Exception):
@@ -79,10 +79,35 @@ MODEL_FLAGS: dict[str, tuple[type, str]] = {
     "p_uncond": (float, "share of training samples with the condition dropped (guidance)"),
     "ce_weight": (float, "weight of the full-item cross-entropy on the denoised estimate"),
     "ce_temperature": (float, "the cross-entropy's logits are x0_hat . E / this"),
+    "state_ce_weight": (float, "weight of the full-item cross-entropy on the condition g'_u"),
     "item_init_std": (float, "std of the item table at initialisation (0: the model's own)"),
     "gaussian_sigma": (float, "width of the gaussian time encoding"),
     "rff_sigma": (float, "scale of the random Fourier features time encoding"),
     "diffusion_steps": (int, "forward diffusion steps T"),
+}
+
+# Model options with a closed set of values: (choices, help), the same way.
+MODEL_CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
+    "time_encoding": (TIME_ENCODINGS, "how timestamps enter the encoder"),
+    "encoder": (ENCODERS, "diffusion models' sequence encoder: SASRec-style blocks or a GRU"),
+    "toi_head": (("none", "tpp"), "tpp: add the point-process head over the next gap"),
+    "tpp_target": (
+        TPP_TARGETS, "the gaps the tpp head learns: to the next event, or to the next later day"
+    ),
+    "tpp_inputs": (
+        TPP_INPUTS, "what the tpp head reads: the user state, last time and gaps, or the gaps alone"
+    ),
+    "recon_loss": (("cosine", "l2"), "diffusion reconstruction loss"),
+    "denoiser": (
+        ("linear", "mlp"), "diffusion models: one linear layer (PreferDiff) or c + a two-layer MLP"
+    ),
+    "sasrec_loss": (
+        ("ce", "bce"), "SASRec: full-softmax cross-entropy or one sampled negative"
+    ),
+    "diffusion_slots": (
+        ("last", "every"),
+        "diffusion models: train the last slot only (PreferDiff) or every slot (as SASRec)",
+    ),
 }
 
 
@@ -97,18 +122,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from training.pipeline import run_training
     from training.trainer import TrainConfig
 
-    overrides: dict[str, object] = {name: getattr(args, name) for name in MODEL_FLAGS}
-    overrides.update(
-        time_encoding=args.time_encoding,
-        recon_loss=args.recon_loss,
-        denoiser=args.denoiser,
-        sasrec_loss=args.sasrec_loss,
-        diffusion_slots=args.diffusion_slots,
-        tpp_inputs=args.tpp_inputs,
-        tpp_target=args.tpp_target,
-    )
-    if args.toi_head:
-        overrides["toi_head"] = args.toi_head
+    overrides: dict[str, object] = {
+        name: getattr(args, name) for name in (*MODEL_FLAGS, *MODEL_CHOICES)
+    }
     cfg = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -232,51 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data_arguments(train)
     train.add_argument("--model", choices=MODEL_NAMES, default="pasrec", help="the method")
-    train.add_argument(
-        "--time-encoding",
-        choices=TIME_ENCODINGS,
-        help="how timestamps enter the encoder" + model_default("time_encoding"),
-    )
-    train.add_argument(
-        "--toi-head",
-        choices=("none", "tpp"),
-        help="tpp: add the point-process head over the next gap" + model_default("toi_head"),
-    )
-    train.add_argument(
-        "--tpp-target",
-        choices=TPP_TARGETS,
-        help="the gaps the tpp head learns: to the next event, or to the next later day"
-        + model_default("tpp_target"),
-    )
-    train.add_argument(
-        "--tpp-inputs",
-        choices=TPP_INPUTS,
-        help="what the tpp head reads: the user state, last time and gaps, or the gaps alone"
-        + model_default("tpp_inputs"),
-    )
-    train.add_argument(
-        "--recon-loss",
-        choices=("cosine", "l2"),
-        help="diffusion reconstruction loss" + model_default("recon_loss"),
-    )
-    train.add_argument(
-        "--denoiser",
-        choices=("linear", "mlp"),
-        help="diffusion models: one linear layer (PreferDiff) or c + a two-layer MLP"
-        + model_default("denoiser"),
-    )
-    train.add_argument(
-        "--sasrec-loss",
-        choices=("ce", "bce"),
-        help="SASRec: full-softmax cross-entropy or one sampled negative"
-        + model_default("sasrec_loss"),
-    )
-    train.add_argument(
-        "--diffusion-slots",
-        choices=("last", "every"),
-        help="diffusion models: train the last slot only (PreferDiff) or every slot (as SASRec)"
-        + model_default("diffusion_slots"),
-    )
+    for name, (choices, text) in MODEL_CHOICES.items():
+        flag = "--" + name.replace("_", "-")
+        train.add_argument(flag, choices=choices, help=text + model_default(name))
     for name, (kind, text) in MODEL_FLAGS.items():
         flag = "--" + name.replace("_", "-")
         train.add_argument(flag, type=kind, help=text + model_default(name))

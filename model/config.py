@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+ENCODERS = ("transformer", "gru")
 TIME_ENCODINGS = ("position", "sinusoidal", "gaussian", "rff")
 TPP_INPUTS = ("state", "gaps")
 TPP_TARGETS = ("next", "later_day")
@@ -61,6 +62,13 @@ class ModelConfig:
     # supervision the causal baselines get (0 = the paper's objective).
     ce_weight: float = 0.0
     ce_temperature: float = 1.0  # the cross-entropy's logits are x0_hat . E / this
+    # Weight of the same cross-entropy on the condition g'_u itself (logits = g'_u . item
+    # table): the encoder learns as a classifier's does, whatever the denoiser still has to
+    # learn, and the residual MLP denoiser starts every sample from that state.
+    state_ce_weight: float = 0.0
+    # The diffusion models' sequence encoder: "transformer" (the paper's SASRec-style blocks)
+    # or "gru" (GRU4Rec's recurrent layer, the stronger baseline on Beauty in this harness).
+    encoder: str = "transformer"
     # Standard deviation of the item table at initialisation; 0 = the architecture's own
     # (N(0, 1) for the diffusion models, the scale of their noise; d^-0.5 for the classifiers).
     item_init_std: float = 0.0
@@ -106,6 +114,8 @@ class ModelConfig:
             raise ValueError(
                 f"diffusion_slots must be 'last' or 'every', got {self.diffusion_slots!r}"
             )
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if self.denoiser not in ("linear", "mlp"):
             raise ValueError(f"denoiser must be 'linear' or 'mlp', got {self.denoiser!r}")
         if self.sasrec_loss not in ("ce", "bce"):
@@ -131,7 +141,7 @@ class ModelConfig:
             or any(b <= a for a, b in zip(calibration, calibration[1:], strict=False))
         ):
             raise ValueError("tpp_calibration must rise strictly from 0 to 1")
-        for name in ("ce_weight", "item_init_std"):
+        for name in ("ce_weight", "state_ce_weight", "item_init_std"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.ce_temperature <= 0:
@@ -190,7 +200,8 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 # What makes ``pasrec-ce`` differ from the paper's PASRec beyond its encodings: its
 # objective, the sampling that suits it, and the denoiser and table scale it trains with.
 OBJECTIVE_FIELDS = (
-    "ce_weight", "ce_temperature", "item_init_std", "denoiser", "diffusion_slots", "guidance"
+    "ce_weight", "ce_temperature", "state_ce_weight", "item_init_std", "denoiser",
+    "diffusion_slots", "guidance",
 )
 
 

@@ -89,3 +89,7 @@ class GRUEncoder(nn.Module):
     def forward(self, items: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         output, _ = self.gru(self.dropout(inputs))
         return output
+
+    def last(self, items: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """The last slot's output [B, d] (a recurrence computes every slot on the way)."""
+        return self.forward(items, inputs)[:, -1]

@@ -99,7 +99,9 @@ class DiffusionRecommender(Recommender):
     def __init__(self, config: ModelConfig) -> None:
         # PreferDiff draws item embeddings from N(0, 1), the scale of the diffusion noise.
         super().__init__(config, item_init_std=1.0)
-        self.encoder = CausalTransformer(config)
+        self.encoder = (
+            GRUEncoder(config) if config.encoder == "gru" else CausalTransformer(config)
+        )
         self.denoiser = Denoiser(config)
         self.diffusion = GaussianDiffusion(config)
         if config.toi:
@@ -159,6 +161,11 @@ class DiffusionRecommender(Recommender):
         cfg = self.config
         user, last_times, targets, target_times, last_user = self.training_rows(batch)
         cond, predicted = self.condition(user, last_times, None)
+        state_ce = (
+            next_item_loss(cond, targets, self.items, "ce", cfg.ce_temperature)
+            if cfg.state_ce_weight
+            else None
+        )
         drop = torch.rand(cond.shape[0], 1, device=cond.device) < cfg.p_uncond
         cond = torch.where(drop, self.denoiser.null_like(cond), cond)
 
@@ -176,6 +183,9 @@ class DiffusionRecommender(Recommender):
             l_ce = next_item_loss(pos_pred, targets, self.items, "ce", cfg.ce_temperature)
             l_ioi = l_ioi + cfg.ce_weight * l_ce
             parts["ce"] = float(l_ce.detach())
+        if state_ce is not None:
+            l_ioi = l_ioi + cfg.state_ce_weight * state_ce
+            parts["state_ce"] = float(state_ce.detach())
         if predicted is None:
             return l_ioi, parts
         true_encoding = self.time_encoding(target_times.unsqueeze(-1)).squeeze(1)

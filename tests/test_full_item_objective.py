@@ -1,4 +1,5 @@
-"""The full-item cross-entropy on the denoised estimate (``ce_weight``) and its knobs."""
+"""The full-item cross-entropy on the denoised estimate (``ce_weight``) and on the condition
+(``state_ce_weight``), the GRU encoder, and their knobs."""
 
 import math
 
@@ -40,19 +41,45 @@ def diffusion(**kw):
     return build_model(preset("pasrec-paper", n_items=12, hidden=16, history_length=4, **kw))
 
 
-def test_the_term_is_added_with_its_weight_inside_the_ioi_loss():
+@pytest.mark.parametrize(("field", "part"), [("ce_weight", "ce"), ("state_ce_weight", "state_ce")])
+def test_the_term_is_added_with_its_weight_inside_the_ioi_loss(field, part):
     batch = toy_rows(0, count=8)
     losses = {}
     for weight in (0.0, 1.0, 3.0):
-        model = diffusion(ce_weight=weight)
+        model = diffusion(**{field: weight})
         torch.manual_seed(7)  # the same steps, noise and condition dropout for each weight
         losses[weight] = model.loss(batch)
-    ce = losses[1.0][1]["ce"]
-    assert "ce" not in losses[0.0][1]
-    assert losses[3.0][1]["ce"] == pytest.approx(ce)
+    ce = losses[1.0][1][part]
+    assert part not in losses[0.0][1]
+    assert losses[3.0][1][part] == pytest.approx(ce)
     eta = preset("pasrec-paper").eta
     assert (losses[1.0][0] - losses[0.0][0]).item() == pytest.approx(eta * ce, rel=1e-4)
     assert (losses[3.0][0] - losses[0.0][0]).item() == pytest.approx(3 * eta * ce, rel=1e-4)
+
+
+def test_the_state_term_is_the_cross_entropy_of_the_condition_itself():
+    batch = toy_rows(0, count=8)
+    model = diffusion(state_ce_weight=1.0, ce_temperature=0.5).eval()  # no dropout
+    cond, _ = model.condition(model.user_state(batch), batch["times"][:, -1], None)
+    logits = cond @ model.items.weight.T / 0.5
+    logits[:, 0] = float("-inf")
+    expected = nn.functional.cross_entropy(logits, batch["target"])
+    assert model.loss(batch)[1]["state_ce"] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_the_gru_encoder_serves_the_diffusion_model():
+    batch = toy_rows(0, count=3)
+    model = diffusion(encoder="gru", denoiser="mlp").eval()
+    assert isinstance(model.encoder.gru, nn.GRU)
+    inputs = model.sequence_inputs(batch)
+    every = model.encoder(batch["items"], inputs)
+    assert torch.equal(model.encoder.last(batch["items"], inputs), every[:, -1])
+    # The state depends on the order of the history, not only on its contents.
+    reversed_batch = {**batch, "items": batch["items"].flip(1)}
+    assert not torch.allclose(model.user_state(batch), model.user_state(reversed_batch))
+    assert model.score(batch).shape == (3, 13)
+    with pytest.raises(ValueError, match="encoder"):
+        preset("pasrec", encoder="lstm")
 
 
 def test_the_term_falls_on_a_learnable_toy_problem_and_ddim_ranks_the_target_first():
@@ -79,7 +106,9 @@ def test_item_table_initialisation_is_a_setting():
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("ce_weight", -1.0), ("ce_temperature", 0.0), ("item_init_std", -0.1)]
+    ("field", "value"),
+    [("ce_weight", -1.0), ("state_ce_weight", -0.5), ("ce_temperature", 0.0),
+     ("item_init_std", -0.1)],  # fmt: skip
 )
 def test_bad_objective_settings_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
