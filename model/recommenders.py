@@ -179,8 +179,11 @@ class DiffusionRecommender(Recommender):
         neg_err = reconstruction_error(neg_pred, negative, cfg.recon_loss)
         l_ioi = ioi_loss(pos_err, neg_err, cfg.lam, cfg.bpr_scale)
         parts = {"ioi": float(l_ioi.detach())}
-        if cfg.ce_weight:
-            l_ce = next_item_loss(pos_pred, targets, self.items, "ce", cfg.ce_temperature)
+        noisy = steps >= cfg.ce_step_floor * cfg.diffusion_steps
+        if cfg.ce_weight and noisy.any():
+            l_ce = next_item_loss(
+                pos_pred[noisy], targets[noisy], self.items, "ce", cfg.ce_temperature
+            )
             l_ioi = l_ioi + cfg.ce_weight * l_ce
             parts["ce"] = float(l_ce.detach())
         if state_ce is not None:

@@ -108,11 +108,11 @@ def test_item_table_initialisation_is_a_setting():
 @pytest.mark.parametrize(
     ("field", "value"),
     [("ce_weight", -1.0), ("state_ce_weight", -0.5), ("ce_temperature", 0.0),
-     ("item_init_std", -0.1)],  # fmt: skip
+     ("item_init_std", -0.1), ("ce_step_floor", 1.0), ("ce_step_floor", -0.1)],  # fmt: skip
 )
 def test_bad_objective_settings_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
-        preset("pasrec-ce", **{field: value})
+        preset("pasrec", **{field: value})
 
 
 def test_the_mlp_denoiser_applies_guidance_as_two_passes():

@@ -47,21 +47,24 @@ def test_diffusion_slots_reach_the_diffusion_cells_only(tmp_path):
 def test_the_full_objective_gives_every_diffusion_cell_the_product_presets_loss(tmp_path):
     from model.config import preset
 
-    product = preset("pasrec-ce")
+    product = preset("pasrec")
     full = spec(tmp_path, table="7", objective="full")
     seven = {r.label: train_command(full, r, 0) for r in rows(full)}
     for cmd in seven.values():
         assert float(flag(cmd, "--ce-weight")) == product.ce_weight > 0
         assert float(flag(cmd, "--item-init-std")) == product.item_init_std
+        assert float(flag(cmd, "--state-ce-weight")) == product.state_ce_weight > 0
+        assert float(flag(cmd, "--ce-step-floor")) == product.ce_step_floor > 0
+        assert flag(cmd, "--encoder") == product.encoder == "gru"
         assert flag(cmd, "--diffusion-slots") == product.diffusion_slots == "every"
         assert flag(cmd, "--denoiser") == product.denoiser
         assert float(last_flag(cmd, "--guidance")) == product.guidance  # over the tuned w
     assert flag(train_command(full, Row("sasrec", "sasrec"), 0), "--ce-weight") is None
     paper = train_command(spec(tmp_path, table="7"), rows(spec(tmp_path, table="7"))[2], 0)
-    assert flag(paper, "--ce-weight") is None and flag(paper, "--model") == "pasrec"
-    assert "product objective" in markdown_table(full, {})
+    assert flag(paper, "--ce-weight") is None and flag(paper, "--model") == "pasrec-paper"
+    assert "product pasrec's objective" in markdown_table(full, {})
     # The product preset takes none of the paper's tuned values; the paper's PASRec all.
-    product_cell = train_command(spec(tmp_path), Row("pasrec-ce", "pasrec-ce"), 0)
+    product_cell = train_command(spec(tmp_path), Row("pasrec", "pasrec"), 0)
     assert flag(product_cell, "--guidance") is None and flag(product_cell, "--eta") is None
 
 
@@ -88,7 +91,7 @@ def test_time_encoding_and_ablation_tables_train_the_right_configurations(
     seven = {r.label: train_command(spec(tmp_path, table="7", split=split), r, 0)
              for r in rows(spec(tmp_path, table="7", split=split))}  # fmt: skip
     assert {k: flag(v, "--model") for k, v in seven.items()} == {
-        "Base": "preferdiff", "+TE": "pasrec-te", "+TE+TP": "pasrec"}  # fmt: skip
+        "Base": "preferdiff", "+TE": "pasrec-te", "+TE+TP": "pasrec-paper"}  # fmt: skip
     assert last_flag(seven["+TE"], "--time-encoding") == tuned
     assert last_flag(seven["+TE+TP"], "--time-encoding") == tuned
     assert flag(seven["+TE+TP"], "--eta") is not None and flag(seven["+TE"], "--eta") is None

@@ -17,7 +17,7 @@ TABLES: dict[tuple[str, str, str], dict[str, tuple[float, float, float, float]]]
         "diffurec": (1.61, 2.37, 0.99, 1.23),
         "dreamrec": (2.28, 3.25, 1.55, 1.86),
         "preferdiff": (3.00, 3.81, 2.23, 2.49),
-        "pasrec": (3.43, 4.31, 2.48, 2.77),
+        "pasrec-paper": (3.43, 4.31, 2.48, 2.77),
     },
     ("4", "Beauty", "811"): {
         "sasrec": (0.89, 1.70, 0.55, 0.82),
@@ -28,7 +28,7 @@ TABLES: dict[tuple[str, str, str], dict[str, tuple[float, float, float, float]]]
         "diffurec": (2.32, 3.49, 1.50, 1.89),
         "dreamrec": (3.80, 4.69, 2.84, 3.13),
         "preferdiff": (4.07, 4.74, 3.10, 3.32),
-        "pasrec": (4.74, 5.63, 3.58, 3.87),
+        "pasrec-paper": (4.74, 5.63, 3.58, 3.87),
     },
     ("6", "Beauty", "loo"): {
         "position": (3.00, 3.81, 2.23, 2.49),

@@ -29,15 +29,14 @@ from training.trainer import TrainConfig
 
 # The PreferDiff family gets ``hidden``; every other method (SASRec, GRU4Rec, BERT4Rec,
 # TiSASRec, MEANTIME, DiffuRec, popularity) ``baseline_hidden``.
-DIFFUSION = ("pasrec", "pasrec-paper", "pasrec-ce", "pasrec-te", "preferdiff", "dreamrec")
+DIFFUSION = ("pasrec", "pasrec-paper", "pasrec-te", "preferdiff", "dreamrec")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Which of the paper's tuned values each method uses (appendix B): lambda belongs to PreferDiff
 # and PASRec, w to every guided model, gamma/eta to the ToI module, the encoding to "+TE" too.
-# ``pasrec-ce`` is one configuration on every data set: it takes none of them.
+# The product's ``pasrec`` is one configuration on every data set: it takes none of them.
 TUNED_KEYS: dict[str, tuple[str, ...]] = {
-    "pasrec": ("lam", "guidance", "gamma", "eta", "time_encoding"),
+    "pasrec": (),
     "pasrec-paper": ("lam", "guidance", "gamma", "eta", "time_encoding"),
-    "pasrec-ce": (),
     "pasrec-te": ("lam", "guidance", "time_encoding"),
     "preferdiff": ("lam", "guidance"),
     "dreamrec": ("guidance",),
@@ -60,7 +59,7 @@ TABLE_ROWS: dict[str, tuple[Row, ...]] = {
         for encoding in ("sinusoidal", "gaussian", "rff")
     ),
     # "+TE" takes the data set's tuned (best) encoding, as the paper's ablation does.
-    "7": (Row("Base", "preferdiff"), Row("+TE", "pasrec-te"), Row("+TE+TP", "pasrec")),
+    "7": (Row("Base", "preferdiff"), Row("+TE", "pasrec-te"), Row("+TE+TP", "pasrec-paper")),
 }
 ROW_NOTES = {
     "6": " Rows: the time encoding of \"+TE\" (PASRec without the ToI module); position is "
@@ -90,9 +89,10 @@ class GridSpec:
     max_minutes: float | None = None
     diffusion_slots: str | None = None  # None: each preset's own
     # "paper": each diffusion preset's own objective; "full": every diffusion cell also gets
-    # the objective of the ``pasrec-ce`` preset (full-item cross-entropy, every slot,
-    # its item-table scale, denoiser and guidance weight: the guidance suited to a denoiser
-    # trained this way differs from the paper's), which makes Table 7 that objective's ablation.
+    # the objective of the product's ``pasrec`` preset (its encoder, full-item
+    # cross-entropies, every slot, item-table scale, denoiser and guidance weight: the
+    # guidance suited to a denoiser trained this way differs from the paper's), which makes
+    # Table 7 that objective's ablation.
     objective: str = "paper"
     extra: list[str] = field(default_factory=list)
 
@@ -137,7 +137,7 @@ def train_command(spec: GridSpec, row: Row, seed: int) -> list[str]:
 
 
 def objective_flags() -> list[str]:
-    """``train`` flags that give a diffusion cell ``pasrec-ce``'s objective."""
+    """``train`` flags that give a diffusion cell the product ``pasrec``'s objective."""
     return [flag for name, value in product_objective().items()
             for flag in ("--" + name.replace("_", "-"), str(value))]  # fmt: skip
 
@@ -221,12 +221,13 @@ def markdown_table(spec: GridSpec, summary: dict[str, dict]) -> str:
 
 def objective_note(spec: GridSpec) -> str:
     if spec.objective == "full":
-        return ("Every diffusion row trained with the product objective (full-item "
-                "cross-entropy on the denoised estimate, every slot; pasrec-ce's).")
+        return ("Every diffusion row trained with the product pasrec's objective (GRU "
+                "encoder, full-item cross-entropies, every slot).")
     if spec.diffusion_slots is not None:
         return f"Diffusion models trained on {spec.diffusion_slots} slot(s) of the sample."
-    return ("Each diffusion preset trained with its own objective (pasrec-ce: full-item "
-            "cross-entropy, every slot; the paper's presets: PreferDiff's, last slot).")
+    return ("Each diffusion preset trained with its own objective (pasrec: GRU encoder, "
+            "full-item cross-entropies, every slot; the paper's presets: PreferDiff's, last "
+            "slot).")
 
 
 def validation_curves(spec: GridSpec, metric: str) -> dict[str, list[tuple[float, float]]]:
