@@ -1,6 +1,7 @@
 """Live times far outside the checkpoint's training span: the session's model is trained on
-MovieLens-100K (1997-98) and queried with this year's events. Its next times must follow the
-user's own history (never before the last event), and the service must say it is out of span."""
+synthetic data of 2020-21 (tests/data_sources.py) and queried with this year's events. Its
+next times must follow the user's own history (never before the last event), and the service
+must say it is out of span."""
 
 from __future__ import annotations
 
