@@ -18,7 +18,7 @@ def test_demo_runs_and_writes_the_table(
     printed = capsys.readouterr().out
     assert code == 0
     assert "push   1 [" in printed  # the receiver printed a push as it arrived
-    for strategy in ("tpp_window", "toi", "user_median", "fixed", "passive"):
+    for strategy in ("tpp_window", "toi", "user_median", "passive"):
         assert f"| {strategy} |" in printed, strategy
     # Rates a reader can see (per user-week they round to 0.00), and the lines under the table.
     assert "pushes_per_100_user_weeks" in printed and "pushes_per_user_week" not in printed

@@ -28,8 +28,9 @@ CUTOFF_SHARE = 0.75
 DEMO_MODEL = {"ddim_steps": 20, "guidance": 2.0, "eta": 0.8}
 # The product's push timing first (its pushes are printed as they arrive): the deployable
 # clock (gaps-only, later-day tpp head, which `train_before_cutoff` gives a tpp model) with
-# the gate README's replay measured; then the paper's decoded ToI and two simple schedules.
-STRATEGIES = ["tpp_window", "toi", "user_median", "fixed", "passive"]
+# the gate README's replay measured; then the paper's decoded ToI and the user's median gap
+# (`fixed` is left out for time: on these data it is never timely, docs/synthetic.md).
+STRATEGIES = ["tpp_window", "toi", "user_median", "passive"]
 MIN_TIMELY_PROBABILITY = 0.3
 WINDOW = "7d"
 
@@ -118,8 +119,7 @@ def reading(result: dict[str, Any], delays: dict[str, float]) -> list[str]:
         "day from one in months, and a push days or weeks after a visit finds the user "
         "neither still busy nor back yet (docs/synthetic.md: bursts of 0-3 days, then "
         "months).",
-        "- user_median pushes after the user's median gap, fixed after "
-        f"{result['options']['fixed_interval_days']:g} days; passive is the reference, "
+        "- user_median pushes after the user's median gap; passive is the reference, "
         "not a schedule: the recommendation at the real next visit (always timely), whose "
         f"HR@{result['k']} is what the items alone reach.",
     ]
