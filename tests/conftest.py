@@ -1,4 +1,5 @@
-"""Fixtures shared by every test folder: slices of the reference MovieLens-100K file."""
+"""Fixtures shared by every test folder: synthetic interaction logs the tests write themselves
+(the reference data sets are for the tests about them: `data_sources.reference_data`)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "ml-100k.inter"
+from data_sources import synthetic_config, write_numbered_synthetic
 
 
 @pytest.fixture(scope="session")
-def ml100k_users(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Path]:
-    """``slice(n)``: the MovieLens-100K users with id <= n, RecBole layout, written once per
-    n (slices keep the tests fast); skips the test when the reference data are missing."""
+def synthetic_users(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Path]:
+    """`users(n)`: a synthetic RecBole log of users `1..n` (`synthetic_config`), written
+    once per n; needs no data beyond the repository."""
     written: dict[int, Path] = {}
 
     def users_up_to(n: int) -> Path:
-        if not ML100K.is_file():
-            pytest.skip(f"reference data missing: {ML100K}")
         if n not in written:
-            lines = ML100K.read_text().splitlines()
-            kept = [lines[0]] + [row for row in lines[1:] if int(row.split("\t")[0]) <= n]
-            path = tmp_path_factory.mktemp("ml100k") / f"ml-users-{n}.inter"
-            path.write_text("\n".join(kept) + "\n")
-            written[n] = path
+            path = tmp_path_factory.mktemp("synthetic") / f"synthetic-users-{n}.inter"
+            written[n] = write_numbered_synthetic(synthetic_config(n), path)
         return written[n]
 
     return users_up_to
+

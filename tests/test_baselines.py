@@ -2,11 +2,11 @@
 learning on a real MovieLens slice."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from data_sources import reference_data
 
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import preset
@@ -20,7 +20,6 @@ from training.splits import split_loo
 from training.trainer import TrainConfig, evaluate, seed_everything, train
 
 BASELINES = ("bert4rec", "tisasrec", "meantime", "diffurec")
-ML100K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-100k"
 
 
 @pytest.fixture(autouse=True)
@@ -174,9 +173,7 @@ def test_checkpoint_round_trip_gives_identical_scores(tmp_path, name):
 @pytest.fixture(scope="module")
 def movielens_slice():
     """The 600 users with the smallest ids, each cut to their last 12 ratings, LOO."""
-    if not ML100K.is_dir():
-        pytest.skip("../shared/data/ml-100k is not available")
-    inter = load_interactions(str(ML100K))
+    inter = load_interactions(str(reference_data("ml-100k")))
     ids = inter.users.astype(int)
     keep = np.isin(ids, np.sort(np.unique(ids))[:600])
     inter = Interactions(inter.users[keep], inter.items[keep], inter.timestamps[keep])

@@ -53,9 +53,9 @@ def test_shards_are_disjoint_cover_and_repeat_with_the_seed() -> None:
 
 
 @pytest.fixture(scope="module")
-def data_slice(ml100k_users) -> Path:
-    """MovieLens-100K users with id <= 150."""
-    return ml100k_users(150)
+def data_slice(synthetic_users) -> Path:
+    """150 synthetic users."""
+    return synthetic_users(150)
 
 
 @pytest.mark.slow

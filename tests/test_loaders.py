@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_sources import reference_data
 
 from training.loaders import FORMATS, DataFormatError, detect_format, load_interactions
-
-DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data"
 
 # Amazon ids with leading zeros must survive as strings; two rows share a timestamp.
 ROWS = [
@@ -276,14 +275,8 @@ def test_amazon_seq_mismatches_name_file_and_line(
     assert expected in str(err.value)
 
 
-def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"reference data not found at {path}")
-    return path
-
-
 def test_real_beauty_loads_with_documented_counts() -> None:
-    path = _require(DATA / "beauty")
+    path = reference_data("beauty")
     inter = load_interactions(path)
     assert detect_format(path) == "amazon-seq"
     assert len(inter) == 198_502
@@ -292,7 +285,7 @@ def test_real_beauty_loads_with_documented_counts() -> None:
 
 
 def test_real_ml100k_loads_with_documented_counts() -> None:
-    path = _require(DATA / "ml-100k")
+    path = reference_data("ml-100k")
     inter = load_interactions(path)
     assert detect_format(path) == "recbole"
     assert len(inter) == 100_000

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from data_sources import reference_data
 
 from training.loaders import Interactions, load_interactions
 from training.preprocess import DAY, SequenceData, build_sequences, k_core
 from training.splits import Samples, split_loo, split_ratio
-
-DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data"
 
 
 def _inter(rows: list[tuple[str, str, int]]) -> Interactions:
@@ -30,10 +27,7 @@ def _rows(inter: Interactions) -> list[tuple[str, str, int]]:
 
 @pytest.fixture(scope="module")
 def beauty() -> Interactions:
-    path = DATA / "beauty"
-    if not path.exists():
-        pytest.skip(f"reference data not found at {path}")
-    return load_interactions(path)
+    return load_interactions(reference_data("beauty"))
 
 
 @pytest.fixture(scope="module")

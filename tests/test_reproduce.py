@@ -5,11 +5,11 @@ import re
 from pathlib import Path
 
 import pytest
+from data_sources import reference_data
 
 from cli.main import main
 from training.reproduce import GridSpec, Row, markdown_table, rows, train_command
 
-ML100K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-100k"
 METRIC_CELL = re.compile(r"^\d+\.\d\d ± \d+\.\d\d( \[\d+\.\d\d\])?$")
 
 
@@ -144,11 +144,10 @@ def table_rows(path: Path) -> dict[str, list[str]]:
 
 @pytest.mark.slow
 def test_tiny_grid_writes_a_table_and_resumes_only_the_missing_cell(tmp_path, monkeypatch):
-    if not ML100K.is_dir():
-        pytest.skip("../shared/data/ml-100k is not available")
+    ml100k = reference_data("ml-100k")
     # The cells inherit it: on a shared 2-core machine extra OpenMP threads only spin.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    argv = ["reproduce", "--table", "3", "--data", str(ML100K), "--name", "ml-100k",
+    argv = ["reproduce", "--table", "3", "--data", str(ml100k), "--name", "ml-100k",
             "--methods", "popularity", "tisasrec", "--seeds", "1", "--epochs", "1",
             "--baseline-hidden", "16", "--out", str(tmp_path)]
     assert main(argv) == 0

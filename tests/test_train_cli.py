@@ -6,14 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k" / "ml-100k.inter"
+from data_sources import reference_data
 
 
 @pytest.fixture(scope="module")
-def ml_slice(ml100k_users) -> Path:
-    """The first 300 users of MovieLens 100K."""
-    return ml100k_users(300)
+def data_300(synthetic_users) -> Path:
+    """300 synthetic users (the MovieLens test below is about that data set)."""
+    return synthetic_users(300)
 
 def pasrec(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
@@ -33,9 +32,7 @@ SLICE = ["--truncate", "51", "--train-samples", "last"]
 
 @pytest.mark.timeout(1800)  # ~2 minutes alone; generous for a loaded machine
 def test_trained_model_beats_popularity_and_evaluate_reproduces_it(tmp_path):
-    if not DATA.is_file():
-        pytest.skip(f"reference data missing: {DATA}")
-    data = DATA.parent
+    data = reference_data("ml-100k")
     popular = train(data, tmp_path / "pop", "popularity", *SLICE)
     # One sample per user; GRU4Rec still learns from every position of each history.
     trained = train(data, tmp_path / "gru", "gru4rec", "--hidden", "64", "--epochs", "12",
@@ -50,8 +47,8 @@ def test_trained_model_beats_popularity_and_evaluate_reproduces_it(tmp_path):
     assert json.loads(done.stdout)["test"] == pytest.approx(trained["test"])
 
 
-def test_pasrec_trains_end_to_end_with_its_toi_report(ml_slice, tmp_path):
-    result = train(ml_slice, tmp_path / "pasrec", "pasrec", "--hidden", "32", "--epochs", "1",
+def test_pasrec_trains_end_to_end_with_its_toi_report(data_300, tmp_path):
+    result = train(data_300, tmp_path / "pasrec", "pasrec", "--hidden", "32", "--epochs", "1",
                    "--ddim-steps", "5", "--toi-head", "tpp", "--train-samples", "last")
     assert result["model_config"]["toi"] and result["model_config"]["toi_head"] == "tpp"
     assert set(result["test"]) == {"HR@5", "HR@10", "NDCG@5", "NDCG@10", "tpp_nll"}
@@ -60,7 +57,7 @@ def test_pasrec_trains_end_to_end_with_its_toi_report(ml_slice, tmp_path):
     assert calibration[0] == 0.0 and calibration[-1] == 1.0 and calibration == sorted(calibration)
     plot = tmp_path / "toi.png"
     done = pasrec("evaluate", "--checkpoint", str(tmp_path / "pasrec" / "checkpoint"),
-                  "--data", str(ml_slice), "--train-samples", "last", "--toi", "--plot", str(plot))
+                  "--data", str(data_300), "--train-samples", "last", "--toi", "--plot", str(plot))
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["test"] == pytest.approx(result["test"])
@@ -85,8 +82,8 @@ def test_pasrec_trains_end_to_end_with_its_toi_report(ml_slice, tmp_path):
         (["--data", "{data}", "--split", "811", "--truncate", "1"], "error"),
     ],
 )
-def test_bad_input_is_a_clear_error_without_traceback(ml_slice, tmp_path, args, message):
-    args = [a.replace("{data}", str(ml_slice)) for a in args]
+def test_bad_input_is_a_clear_error_without_traceback(data_300, tmp_path, args, message):
+    args = [a.replace("{data}", str(data_300)) for a in args]
     done = pasrec("train", *args, "--model", "popularity", "--out", str(tmp_path / "x"))
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr

@@ -18,6 +18,10 @@ DAY = 86400.0
 COLUMNS = ("pushes", "judged", "timely", "timely_ci95", "spam", "hits", "HR@{k}",
            "HR@{k}_ci95", "HR@{k}_of_timely", "NDCG@{k}", "median_lead_days",
            "pushes_per_user_week", "spam_per_user_week")  # fmt: skip
+# A user gets well under one push a week, so per user-week these print as 0.00 to two
+# decimals: the table shows them per 100 user-weeks (replay.json keeps the plain rate).
+PER_100 = {"pushes_per_user_week": "pushes_per_100_user_weeks",
+           "spam_per_user_week": "spam_per_100_user_weeks"}  # fmt: skip
 
 
 def _cell(value: Any) -> str:
@@ -35,7 +39,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     lines = [
         f"# Replay: {result['data']}",
         "",
-        f"Cutoff {result['cutoff_iso']} ({result['cutoff']}); {result['users']} users, "
+        f"Cutoff {result['cutoff_iso']}{_as_given(result)}; {result['users']} users, "
         f"{result['later_events']} later events over {result['weeks']:.1f} weeks "
         f"({result['later_events_known_item']:.1f}% on items the checkpoint knows: no push can "
         "name the others); checkpoint "
@@ -47,7 +51,8 @@ def markdown(result: Mapping[str, Any]) -> str:
         + result["policy"],
         "",
     ]
-    header = [c.format(k=k) for c in COLUMNS]
+    columns = [c.format(k=k) for c in COLUMNS]
+    header = [PER_100.get(c, c) for c in columns]
     timed_note = ["Without the pushes the fallback delay scheduled (too little history for "
                   "the strategy: the same rule under every strategy).", ""]  # fmt: skip
     sections = [("windows", "", []), ("timed_windows", ", strategy-timed pushes only", timed_note)]
@@ -57,7 +62,9 @@ def markdown(result: Mapping[str, Any]) -> str:
             lines += ["| strategy | " + " | ".join(header) + " |",
                       "|---" * (len(header) + 1) + "|"]  # fmt: skip
             for strategy, row in rows.items():
-                cells = " | ".join(_cell(row[c]) for c in header)
+                cells = " | ".join(
+                    _cell(100 * row[c] if c in PER_100 else row[c]) for c in columns
+                )
                 lines.append(f"| {strategy} | {cells} |")
             lines.append("")
     lines += ["## Delivery", "", "| strategy | receiver unique | deliveries | duplicates | "
@@ -69,6 +76,11 @@ def markdown(result: Mapping[str, Any]) -> str:
             f"{r['rejected']} | {run['statuses']} | {run['wall_s']:.0f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _as_given(result: Mapping[str, Any]) -> str:
+    """The cutoff as the user wrote it (a share such as 0.9), when that is not the date."""
+    return "" if result["cutoff"] == result["cutoff_iso"] else f" ({result['cutoff']})"
 
 
 def plot_timeline(

@@ -48,6 +48,7 @@ from service.isolated_store import (
     private_schema,
     unique_name,
 )
+from service.migrate import upgrade
 from service.models import Push, PushStatus
 from service.push.dispatcher import Dispatcher
 from service.settings import Settings
@@ -270,6 +271,9 @@ def simulate(
             fields, checkpoint, receiver.url, secret, strategy, horizon_s, k, fixed_interval_s,
             toi_checkpoint, target_window_s, min_timely_probability,
         )
+        # Migrated here, quietly: the service would warn once per strategy that it migrates
+        # an empty store, which is news for a server but not for a store made for the run.
+        upgrade(settings)
         with running_service(settings, clock) as (url, ctx):
             key = create_key(settings, "replay", ["ingest", "read", "admin"])
             dispatcher = Dispatcher(ctx, worker_id=f"replay-{strategy}", rng=random.Random(0))

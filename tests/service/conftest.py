@@ -28,7 +28,6 @@ from service.models import Base
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-ML100K = ROOT.parent / "shared" / "data" / "ml-100k" / "ml-100k.inter"
 
 
 # --- back ends -----------------------------------------------------------------------------
@@ -107,9 +106,9 @@ def settings(
 
 
 @pytest.fixture(scope="session")
-def data_slice(ml100k_users) -> Path:
-    """The first 120 users of MovieLens-100K."""
-    return ml100k_users(120)
+def data_slice(synthetic_users) -> Path:
+    """120 synthetic users (tests/conftest.py): no reference data needed."""
+    return synthetic_users(120)
 
 
 def _train(data: Path, out: Path, model: str, *extra: str) -> Path:

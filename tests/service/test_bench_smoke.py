@@ -15,17 +15,15 @@ import pytest
 from service_helpers import free_port, service_process
 
 ROOT = Path(__file__).resolve().parents[2]
-ML100K = ROOT.parent / "shared" / "data" / "ml-100k" / "ml-100k.inter"
 BENCH_KEY = "bench-smoke-key-0123456789"
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ml100k() -> Path:
-    if not ML100K.exists():
-        pytest.skip(f"reference data missing: {ML100K}")
-    return ML100K
+def data(synthetic_users) -> Path:
+    """120 synthetic users: the benches measure code paths, not a data set."""
+    return synthetic_users(120)
 
 
 def _clean_env() -> dict[str, str]:
@@ -40,10 +38,10 @@ def _run(cmd: list[str], cwd: Path = ROOT) -> str:
     return done.stdout
 
 
-def test_model_speed_smoke(ml100k: Path, tmp_path: Path) -> None:
+def test_model_speed_smoke(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "model_speed.json"
     table = _run([sys.executable, "bench/model_speed.py", "--smoke", "--device", "cpu",
-                  "--data", str(ml100k), "--out", str(out)])  # fmt: skip
+                  "--data", str(data), "--out", str(out)])  # fmt: skip
     report = json.loads(out.read_text())
     assert [r["model"] for r in report["results"]] == ["preferdiff", "pasrec"]
     assert report["machine"]["cores"] and report["smoke"] is True
@@ -51,12 +49,10 @@ def test_model_speed_smoke(ml100k: Path, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(ml100k: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1-epoch PASRec on 60 MovieLens users: the service benches need a model, not a good one."""
+def tiny_checkpoint(synthetic_users, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch PASRec on 60 synthetic users: the service benches need a model, not a good one."""
     work = tmp_path_factory.mktemp("bench-model")
-    lines = ml100k.read_text().splitlines()
-    data = work / "slice.inter"
-    data.write_text("\n".join([lines[0], *(r for r in lines[1:] if int(r.split("\t")[0]) <= 60)]))
+    data = synthetic_users(60)
     _run([sys.executable, "-m", "cli.main", "train", "--data", str(data), "--epochs", "1",
           "--hidden", "16", "--ddim-steps", "5", "--diffusion-steps", "50", "--truncate", "20",
           "--history-length", "10", "--quiet", "--out", str(work / "run")])  # fmt: skip
@@ -81,10 +77,10 @@ def server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         yield f"http://127.0.0.1:{port}"
 
 
-def test_load_service_smoke(server: str, ml100k: Path, tmp_path: Path) -> None:
+def test_load_service_smoke(server: str, data: Path, tmp_path: Path) -> None:
     out = tmp_path / "service.json"
     table = _run([sys.executable, "bench/load_service.py", "--smoke", "--url", server,
-                  "--key", BENCH_KEY, "--data", str(ml100k), "--out", str(out)])  # fmt: skip
+                  "--key", BENCH_KEY, "--data", str(data), "--out", str(out)])  # fmt: skip
     report = json.loads(out.read_text())
     assert report["ingest"]["accepted"] == report["ingest"]["events"] == 200
     assert report["recommend"]["requests"] == 10
@@ -119,18 +115,18 @@ def test_dispatcher_smoke(tiny_checkpoint: Path, tmp_path: Path) -> None:
     assert "machine" in done.stdout
 
 
-def test_time_encoding_resolution_smoke(ml100k: Path, tmp_path: Path) -> None:
-    table = _run([sys.executable, "bench/time_encoding_resolution.py", "--data", str(ml100k),
+def test_time_encoding_resolution_smoke(data: Path, tmp_path: Path) -> None:
+    table = _run([sys.executable, "bench/time_encoding_resolution.py", "--data", str(data),
                   "--hidden", "16", "--out", str(tmp_path / "resolution")])  # fmt: skip
     report = json.loads((tmp_path / "resolution.json").read_text())["results"]
     assert list(report)[:3] == ["sinusoidal", "gaussian sigma 0.05", "rff sigma 1"]
-    # On a ~200-day span one day barely turns RFF sigma 1 (~0.03 rad per unit frequency).
+    # On a span of months one day barely turns RFF sigma 1 (~0.03 rad per unit frequency).
     assert report["rff sigma 1"]["by_gap"]["1.0"] > 0.99
     assert (tmp_path / "resolution.png").stat().st_size > 0 and "| rff sigma 100 |" in table
 
 
-def test_final_gap_shift_smoke(ml100k: Path, tmp_path: Path) -> None:
-    table = _run([sys.executable, "bench/final_gap_shift.py", "--data", str(ml100k),
+def test_final_gap_shift_smoke(data: Path, tmp_path: Path) -> None:
+    table = _run([sys.executable, "bench/final_gap_shift.py", "--data", str(data),
                   "--bins", "4", "--out", str(tmp_path / "shift")])  # fmt: skip
     report = json.loads((tmp_path / "shift.json").read_text())
     assert len(report["bins"]) == 4 and set(report["overall"]) == {"train", "valid", "test"}
@@ -140,10 +136,8 @@ def test_final_gap_shift_smoke(ml100k: Path, tmp_path: Path) -> None:
     assert table.count("\n| ") == 4 + 2 and "| all |" in table
 
 
-def test_push_schedules_smoke(ml100k: Path, tmp_path: Path) -> None:
-    lines = ml100k.read_text().splitlines()
-    data = tmp_path / "slice.inter"
-    data.write_text("\n".join([lines[0], *(r for r in lines[1:] if int(r.split("\t")[0]) <= 40)]))
+def test_push_schedules_smoke(synthetic_users, tmp_path: Path) -> None:
+    data = synthetic_users(40)
     _run([sys.executable, "-m", "cli.main", "train", "--data", str(data), "--epochs", "1",
           "--hidden", "16", "--ddim-steps", "5", "--diffusion-steps", "50", "--toi-head", "tpp",
           "--tpp-inputs", "gaps", "--tpp-target", "later_day", "--history-length", "10",

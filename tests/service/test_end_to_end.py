@@ -1,5 +1,5 @@
 """A real `python -m service` (uvicorn) process on loopback, serving a checkpoint trained by
-the test session on a slice of MovieLens-100K."""
+the test session on synthetic data."""
 
 from __future__ import annotations
 

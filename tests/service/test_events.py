@@ -25,7 +25,7 @@ def post(client: TestClient, keys: Keys, events: list[dict]) -> dict:
 
 
 def test_batch_is_stored_and_counted(client: TestClient, keys: Keys, settings: Settings) -> None:
-    known = "50"  # the slice's most-watched film, known to the checkpoint
+    known = "50"  # a catalogue item of the synthetic log, known to the checkpoint
     body = post(
         client,
         keys,

@@ -1,11 +1,13 @@
 """Live times far outside the checkpoint's training span: the session's model is trained on
-MovieLens-100K (1997-98) and queried with this year's events. Its next times must follow the
-user's own history (never before the last event), and the service must say it is out of span."""
+synthetic data of 2020-21 (tests/data_sources.py) and queried with this year's events. Its
+next times must follow the user's own history (never before the last event), and the service
+must say it is out of span."""
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -70,7 +72,7 @@ def test_readyz_and_logs_warn_about_out_of_span_events(
     keys = make_keys(settings)
     today = int(time.time() // DAY_SECONDS) - 1  # yesterday: no event from the future
     with caplog.at_level(logging.WARNING), TestClient(create_app(settings, clock)) as client:
-        old = [(item, ts) for item, ts in histories[0][:10]]  # 1997: inside the span
+        old = [(item, ts) for item, ts in histories[0][:10]]  # 2020: inside the span
         client.post("/v1/events", json={"events": [event("then", i, t) for i, t in old]},
                     headers=keys.ingest)  # fmt: skip
         assert client.get("/v1/recommend/then", headers=keys.read).status_code == 200
@@ -86,7 +88,8 @@ def test_readyz_and_logs_warn_about_out_of_span_events(
         ready = client.get("/readyz")
     assert ready.status_code == 200  # a warning, not a failure: the model still answers
     warning = ready.json()["warnings"]["model_time_span"]
-    assert "far outside the model's training span (1997-" in warning
+    first_year = datetime.fromtimestamp(histories[0][0][1], UTC).year
+    assert f"far outside the model's training span ({first_year}-" in warning
     assert "retrain" in warning
     logged = [r.getMessage() for r in caplog.records if r.name == "service.span_watch"]
     assert len(logged) == 1 and "training span" in logged[0]

@@ -22,9 +22,9 @@ from training.replay_data import load_replay_data
 
 
 @pytest.fixture(scope="module")
-def ml_slice(ml100k_users) -> Path:
-    """MovieLens-100K users 1-30."""
-    return ml100k_users(30)
+def data_30(synthetic_users) -> Path:
+    """30 synthetic users."""
+    return synthetic_users(30)
 
 
 def _options(data: Path, out: Path, **extra: Any) -> ReplayOptions:
@@ -38,10 +38,10 @@ def _options(data: Path, out: Path, **extra: Any) -> ReplayOptions:
 
 
 @pytest.fixture(scope="module")
-def embedded(ml_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def embedded(data_30: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """(output directory, result) of a replay on the embedded store, training its model."""
     out = tmp_path_factory.mktemp("replay-embedded")
-    return out, run_replay(_options(ml_slice, out))
+    return out, run_replay(_options(data_30, out))
 
 
 def _assert_exactly_once(result: dict) -> None:
@@ -99,12 +99,12 @@ def _schemas(names: list[str]) -> list[str]:
 
 
 def test_replay_on_postgres_and_redis_matches_embedded_and_cleans_up(
-    embedded: tuple[Path, dict], ml_slice: Path, tmp_path: Path,
+    embedded: tuple[Path, dict], data_30: Path, tmp_path: Path,
     pg_schema_url: str, redis_available: str,
 ) -> None:  # fmt: skip
     embedded_out, embedded_result = embedded
     opts = _options(
-        ml_slice, tmp_path, checkpoint=Path(embedded_result["checkpoint"]),
+        data_30, tmp_path, checkpoint=Path(embedded_result["checkpoint"]),
         database_url=PG_URL, redis_url=redis_available,
     )  # fmt: skip
     result = run_replay(opts)
@@ -140,11 +140,11 @@ def test_replay_on_postgres_and_redis_matches_embedded_and_cleans_up(
     ],
 )  # fmt: skip
 def test_unreachable_or_inconsistent_stores_are_clear_errors_before_training(
-    ml_slice: Path, tmp_path: Path, flags: list[str], message: str
+    data_30: Path, tmp_path: Path, flags: list[str], message: str
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "replay", "--data", str(ml_slice), "--cutoff", "0.9",
+        [sys.executable, "-m", "cli.main", "replay", "--data", str(data_30), "--cutoff", "0.9",
          "--out", str(tmp_path / "out"), *flags],
         capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
@@ -154,7 +154,7 @@ def test_unreachable_or_inconsistent_stores_are_clear_errors_before_training(
 
 
 def test_replay_pairs_one_checkpoints_items_with_anothers_clock(
-    embedded: tuple[Path, dict], ml_slice: Path, tmp_path: Path
+    embedded: tuple[Path, dict], data_30: Path, tmp_path: Path
 ) -> None:
     """A PreferDiff checkpoint has no clock of its own; with `toi_checkpoint` the ToI
     strategy pushes at the PASRec checkpoint's times and carries PreferDiff's items."""
@@ -171,7 +171,7 @@ def test_replay_pairs_one_checkpoints_items_with_anothers_clock(
     ranker = tmp_path / "preferdiff" / "checkpoint"
     seen: list[dict] = []
     result = run_replay(
-        _options(ml_slice, tmp_path / "paired", checkpoint=ranker, toi_checkpoint=pasrec,
+        _options(data_30, tmp_path / "paired", checkpoint=ranker, toi_checkpoint=pasrec,
                  strategies=["toi"]),
         on_push=seen.append,
     )  # fmt: skip
@@ -185,18 +185,18 @@ def test_replay_pairs_one_checkpoints_items_with_anothers_clock(
 
     # A clock without a ToI module is refused before anything runs.
     with pytest.raises(ValueError, match="has no time-of-interest module"):
-        run_replay(_options(ml_slice, tmp_path / "bad", checkpoint=pasrec, toi_checkpoint=ranker))
+        run_replay(_options(data_30, tmp_path / "bad", checkpoint=pasrec, toi_checkpoint=ranker))
     assert not (tmp_path / "bad" / "runs").exists()
 
 
 def test_the_timely_probability_gate_drops_only_the_pushes_the_head_doubts(
-    embedded: tuple[Path, dict], ml_slice: Path, tmp_path: Path
+    embedded: tuple[Path, dict], data_30: Path, tmp_path: Path
 ) -> None:
     """`tpp_window` with the gate at 1 sends none of its own pushes (each is recorded as
     skipped for its low chance of being timely) and the same fallback pushes as without it."""
     checkpoint = Path(embedded[1]["checkpoint"])
     results = {
-        gate: run_replay(_options(ml_slice, tmp_path / f"gate{gate}", checkpoint=checkpoint,
+        gate: run_replay(_options(data_30, tmp_path / f"gate{gate}", checkpoint=checkpoint,
                                   strategies=["tpp_window"], min_timely_probability=gate))
         for gate in (0.0, 1.0)
     }  # fmt: skip
