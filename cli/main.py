@@ -76,6 +76,7 @@ MODEL_FLAGS: dict[str, tuple[type, str]] = {
     "lam": (float, "PreferDiff lambda: reconstruction loss against the in-batch BPR loss"),
     "guidance": (float, "classifier-free guidance weight w of the DDIM sampler"),
     "ddim_steps": (int, "DDIM sampling steps at test time"),
+    "ddim_floor": (float, "DDIM stops at this share of T and returns its estimate there"),
     "p_uncond": (float, "share of training samples with the condition dropped (guidance)"),
     "ce_weight": (float, "weight of the full-item cross-entropy on the denoised estimate"),
     "ce_temperature": (float, "the cross-entropy's logits are x0_hat . E / this"),
@@ -166,7 +167,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.pipeline import run_evaluation
 
-    inference = {"ddim_steps": args.ddim_steps, "guidance": args.guidance}
+    inference = {
+        "ddim_steps": args.ddim_steps, "guidance": args.guidance, "ddim_floor": args.ddim_floor
+    }
     result = run_evaluation(
         args.checkpoint, data_options(args), args.device, inference, args.on
     )
@@ -312,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--guidance", type=float, help="diffusion models: classifier-free guidance weight w"
+    )
+    evaluate.add_argument(
+        "--ddim-floor",
+        type=float,
+        help="diffusion models: stop DDIM at this share of T and return its estimate there",
     )
     evaluate.add_argument(
         "--on", choices=("test", "valid"), default="test",

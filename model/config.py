@@ -87,6 +87,10 @@ class ModelConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     ddim_steps: int = 100
+    # DDIM walks [ddim_floor T, T) and returns its estimate at step ddim_floor T. With the
+    # estimate's cross-entropy trained from ce_step_floor on, the steps below it have learned
+    # only to reconstruct, and a chain through them ranks worse than its own condition.
+    ddim_floor: float = 0.0
     sasrec_loss: str = "ce"  # "ce" (full softmax) or "bce" (one sampled negative)
     mask_prob: float = 0.2  # BERT4Rec / MEANTIME cloze: share of items replaced by [mask]
     max_interval: int = 256  # TiSASRec: personalised intervals are clipped at k
@@ -149,8 +153,9 @@ class ModelConfig:
         for name in ("ce_weight", "state_ce_weight", "item_init_std"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.ce_step_floor < 1.0:
-            raise ValueError(f"ce_step_floor must lie in [0, 1), got {self.ce_step_floor}")
+        for name in ("ce_step_floor", "ddim_floor"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
         if self.ce_temperature <= 0:
             raise ValueError(f"ce_temperature must be > 0, got {self.ce_temperature}")
         for name in ("gamma", "eta", "lam", "p_uncond", "mask_prob"):
@@ -180,7 +185,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
         "pasrec": {"time_encoding": "rff", "toi": True, "encoder": "gru",
                    "diffusion_slots": "every", "denoiser": "mlp", "ce_weight": 1.0,
                    "ce_step_floor": 0.5, "state_ce_weight": 1.0, "item_init_std": 0.0625,
-                   "guidance": 1.0},
+                   "guidance": 0.0, "ddim_floor": 0.5, "ddim_steps": 10},
         # The paper's configuration, which `pasrec reproduce` compares with the paper's rows.
         "pasrec-paper": {"time_encoding": "rff", "toi": True},
         "pasrec-te": {"time_encoding": "rff", "toi": False},
@@ -211,7 +216,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 OBJECTIVE_FIELDS = (
     "encoder",
     "ce_weight", "ce_temperature", "ce_step_floor", "state_ce_weight", "item_init_std", "denoiser",
-    "diffusion_slots", "guidance",
+    "diffusion_slots", "guidance", "ddim_floor", "ddim_steps",
 )
 
 

@@ -80,10 +80,11 @@ class GaussianDiffusion(nn.Module):
         abar = self.alpha_bar[steps].unsqueeze(-1).to(x0.dtype)
         return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
 
-    def ddim_schedule(self, ddim_steps: int) -> list[int]:
-        """Uniformly spaced steps over [0, T), from the noisiest down to 0."""
-        count = max(1, min(ddim_steps, self.steps))
-        grid = torch.linspace(0, self.steps - 1, count).round().long().unique()
+    def ddim_schedule(self, ddim_steps: int, floor: float = 0.0) -> list[int]:
+        """Uniformly spaced steps over [floor T, T), from the noisiest down to floor T."""
+        first = round(floor * self.steps)
+        count = max(1, min(ddim_steps, self.steps - first))
+        grid = torch.linspace(first, self.steps - 1, count).round().long().unique()
         return grid.flip(0).tolist()
 
     @torch.no_grad()
@@ -94,13 +95,15 @@ class GaussianDiffusion(nn.Module):
         guidance: float,
         ddim_steps: int,
         seed: int = 0,
+        floor: float = 0.0,
     ) -> torch.Tensor:
-        """Deterministic DDIM (eta=0) from seeded noise; returns the final x0 estimate."""
+        """Deterministic DDIM (eta=0) from seeded noise; returns the final x0 estimate, the
+        one at step ``floor`` T (0: the clean end of the chain)."""
 
         def predict_x0(x: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
             return denoiser.guided(x, steps, cond, guidance)
 
-        return self.ddim_sample(predict_x0, cond, ddim_steps, seed)
+        return self.ddim_sample(predict_x0, cond, ddim_steps, seed, floor)
 
     @torch.no_grad()
     def ddim_sample(
@@ -109,6 +112,7 @@ class GaussianDiffusion(nn.Module):
         like: torch.Tensor,
         ddim_steps: int,
         seed: int = 0,
+        floor: float = 0.0,
     ) -> torch.Tensor:
         """The DDIM loop for any x0-predictor ``predict_x0(x_t, steps)``; ``like`` [B, d] gives
         the shape, device and dtype of the sample."""
@@ -117,7 +121,7 @@ class GaussianDiffusion(nn.Module):
         # other users happen to share the batch (the service batches unrelated requests).
         noise = torch.randn((1, like.shape[-1]), generator=generator)
         x = noise.to(like.device, like.dtype).expand_as(like)
-        schedule = self.ddim_schedule(ddim_steps)
+        schedule = self.ddim_schedule(ddim_steps, floor)
         x0 = x
         for i, step in enumerate(schedule):
             steps = torch.full((like.shape[0],), step, device=like.device, dtype=torch.long)

@@ -215,7 +215,9 @@ class DiffusionRecommender(Recommender):
         """The DDIM-denoised target embedding x_0 for each history."""
         cond, _ = self.condition(self.user_state(batch), batch["times"][:, -1], at)
         cfg = self.config
-        return self.diffusion.ddim(self.denoiser, cond, cfg.guidance, cfg.ddim_steps, seed)
+        return self.diffusion.ddim(
+            self.denoiser, cond, cfg.guidance, cfg.ddim_steps, seed, cfg.ddim_floor
+        )
 
     @torch.no_grad()
     def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:

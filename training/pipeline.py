@@ -216,7 +216,8 @@ def run_evaluation(
     (``test``, or ``valid`` to choose sampling settings without looking at the test).
 
     ``inference`` overrides sampling settings of the stored config (``ddim_steps``,
-    ``guidance``) for this evaluation only, so one checkpoint can be scored several ways."""
+    ``guidance``, ``ddim_floor``) for this evaluation only, so one checkpoint can be scored
+    several ways."""
     if part not in ("test", "valid"):
         raise ValueError(f"part must be 'test' or 'valid', got {part!r}")
     ckpt = load_checkpoint(checkpoint, device)
@@ -237,7 +238,9 @@ def run_evaluation(
         "model": ckpt.name,
         "version": ckpt.version,
         part: metrics,
-        "inference": {k: getattr(ckpt.config, k) for k in ("ddim_steps", "guidance")},
+        "inference": {
+            k: getattr(ckpt.config, k) for k in ("ddim_steps", "guidance", "ddim_floor")
+        },
         "data": asdict(data_opts),
         f"{part}_samples_count": len(samples),
     }
