@@ -144,3 +144,26 @@ def test_real_time_encodings_sit_at_the_item_tables_scale():
     assert torch.allclose(small.time_encoding(batch["times"]),
                           0.05 * paper.time_encoding(batch["times"]), atol=1e-7)  # fmt: skip
     assert paper.time_encoding(batch["times"]).abs().max() == pytest.approx(1.0, abs=0.05)
+
+
+def test_ddim_can_stop_at_a_share_of_t_and_return_its_estimate_there():
+    model = diffusion(diffusion_steps=100).eval()
+    assert model.diffusion.ddim_schedule(5) == [99, 74, 50, 25, 0]
+    assert model.diffusion.ddim_schedule(5, floor=0.5) == [99, 87, 74, 62, 50]
+    seen: list[int] = []
+
+    def predict_x0(x, steps):
+        seen.append(int(steps[0]))
+        return torch.full_like(x, float(steps[0]))  # the estimate names its step
+
+    like = torch.zeros(2, 16)
+    x0 = model.diffusion.ddim_sample(predict_x0, like, 3, floor=0.5)
+    assert seen == [99, 74, 50] and torch.all(x0 == 50.0)
+    # The model's sampler follows its config, so evaluate can re-score with another floor.
+    batch = toy_rows(0, count=2)
+    model.config.ddim_steps = 4
+    full = model.generate(batch)
+    model.config.ddim_floor = 0.5
+    assert not torch.allclose(model.generate(batch), full)
+    with pytest.raises(ValueError, match="ddim_floor"):
+        preset("pasrec", ddim_floor=1.0)
