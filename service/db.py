@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,10 +11,20 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 
 from service.settings import Settings
 
+log = logging.getLogger(__name__)
+
 _IMMEDIATE = "pasrec_immediate"
+
+WRITE_RETRIES = 3
+"""Times `write_retrying` runs a transaction again after Postgres aborted it."""
+
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+"""deadlock_detected and serialization_failure: Postgres rolled the whole transaction back,
+so running it again from the start is safe and usually succeeds."""
 
 MAX_BIND_PARAMS = 32_766
 """Most bind parameters one statement may carry on every supported back end: SQLite's limit
@@ -67,6 +78,22 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(**{_IMMEDIATE: True})
         with conn.begin():
             yield conn
+
+
+def write_retrying(engine: Engine, work: Callable[[Connection], T], what: str) -> T:
+    """Run `work` in a write transaction, again from the start when Postgres aborts it as a
+    deadlock victim or for a serialisation failure (at most WRITE_RETRIES times); `what`
+    names the rows in the warning. Any other error, or the last retry's, propagates."""
+    for attempt in range(WRITE_RETRIES + 1):
+        try:
+            with write_tx(engine) as conn:
+                return work(conn)
+        except OperationalError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            if attempt == WRITE_RETRIES or sqlstate not in _RETRYABLE_SQLSTATES:
+                raise
+            log.warning("deadlock on %s; retrying (%d)", what, attempt + 1)
+    raise AssertionError("unreachable")
 
 
 @contextmanager

@@ -8,22 +8,16 @@ for each other instead of deadlocking; a deadlock that happens anyway is retried
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, case, select
-from sqlalchemy.exc import OperationalError
 
 from service.cache import CachedEvent
-from service.db import chunks, dialect_insert, read_tx, write_tx
+from service.db import chunks, dialect_insert, read_tx, write_retrying
 from service.ids import AUTO_EVENT_ID_PREFIX
 from service.models import Interaction, Item, User
-
-log = logging.getLogger(__name__)
-
-_DEADLOCK_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -66,19 +60,7 @@ def ingest(
     engine: Engine, events: Sequence[NewEvent], now: datetime, known: Callable[[str], bool]
 ) -> IngestResult:
     """Store a batch all-or-nothing; events already stored are counted, not stored again."""
-    for attempt in range(_DEADLOCK_RETRIES + 1):
-        try:
-            with write_tx(engine) as conn:
-                return _ingest(conn, events, now, known)
-        except OperationalError as exc:
-            if attempt == _DEADLOCK_RETRIES or not _is_deadlock(exc):
-                raise
-            log.warning("deadlock while ingesting; retrying (%d)", attempt + 1)
-    raise AssertionError("unreachable")
-
-
-def _is_deadlock(exc: OperationalError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) in {"40P01", "40001"}
+    return write_retrying(engine, lambda conn: _ingest(conn, events, now, known), "interactions")
 
 
 def _ingest(

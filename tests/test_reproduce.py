@@ -1,5 +1,6 @@
 """``pasrec reproduce``: the grid's commands, its Markdown table, and resuming a broken grid."""
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -8,7 +9,14 @@ import pytest
 from data_sources import reference_data
 
 from cli.main import main
-from training.reproduce import GridSpec, Row, markdown_table, rows, train_command
+from training.reproduce import (
+    GridSpec,
+    Row,
+    markdown_table,
+    rows,
+    train_command,
+    validation_curves,
+)
 
 METRIC_CELL = re.compile(r"^\d+\.\d\d ± \d+\.\d\d( \[\d+\.\d\d\])?$")
 
@@ -173,3 +181,21 @@ def test_tiny_grid_writes_a_table_and_resumes_only_the_missing_cell(tmp_path, mo
     again = json.loads((tmp_path / "table3_ml-100k.json").read_text())
     assert again["outcomes"] == {"popularity/seed0": "done", "tisasrec/seed0": "skipped"}
     assert list(table_rows(table)) == ["popularity", "tisasrec"]
+
+
+def test_curves_read_plain_and_gzipped_logs(tmp_path):
+    """docs/results keeps raw logs gzipped: a cell's curve reads either form."""
+    grid = spec(tmp_path, methods=["sasrec", "gru4rec", "popularity", "bert4rec"])
+    records = [{"epoch": 1, "valid_ndcg@10": 1.5}, {"epoch": 2, "valid_ndcg@10": 2.5}]
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    for method in ("sasrec", "gru4rec", "popularity"):
+        (tmp_path / method / "seed0").mkdir(parents=True)
+    (tmp_path / "sasrec" / "seed0" / "train_log.jsonl").write_text(text)
+    (tmp_path / "gru4rec" / "seed0" / "train_log.jsonl.gz").write_bytes(
+        gzip.compress(text.encode())
+    )
+    (tmp_path / "popularity" / "seed0" / "train_log.jsonl.gz").write_bytes(gzip.compress(b""))
+    # popularity trains nothing (an empty log); bert4rec has not run yet (no log)
+    expected = [(1, 1.5), (2, 2.5)]
+    curves = validation_curves(grid, "ndcg@10")
+    assert curves == {"sasrec/seed0": expected, "gru4rec/seed0": expected}

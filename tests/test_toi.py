@@ -9,7 +9,7 @@ from model.recommenders import build_model
 from model.time_encoding import TimeEncoding
 from model.time_norm import TimeNormalizer
 from model.toi_decode import decode_toi_days
-from model.tpp import consecutive_gaps, fit_calibration, history_rhythm
+from model.tpp import consecutive_gaps, fit_calibration, history_rhythm, median_gap
 from training.splits import Samples
 from training.toi_eval import (
     error_summary,
@@ -279,3 +279,40 @@ def test_history_rhythm_by_hand():
     expected = [math.log1p(2.0), math.log1p(3.5), 1.0, 0.5]
     assert rhythm[0].tolist() == pytest.approx(expected, abs=1e-5)
     assert rhythm[1].tolist() == [0.0, 0.0, 0.0, 0.0]  # one event: no rhythm yet
+
+
+def test_median_gap_definition():
+    assert median_gap([0, 2, 2, 8, 9], distinct=True) == 2  # gaps 2, 6, 1
+    assert median_gap([0, 2, 2, 8, 9], distinct=False) == 1.5  # gaps 2, 0, 6, 1
+    assert median_gap([9, 0, 3], distinct=True) == 4.5  # sorted first; the mean of 3 and 6
+    assert median_gap([4, 4], distinct=True) is None
+    assert median_gap([4, 4], distinct=False) == 0
+    assert median_gap([7], distinct=False) is None
+
+
+def test_history_rhythm_median_is_median_gap_over_a_batch():
+    """Distinct days as in `median_gap`; torch's lower middle gap for an even count."""
+    generator = torch.Generator().manual_seed(0)
+    padding = torch.randint(0, 9, (64, 1), generator=generator)  # histories are left-padded
+    items = (torch.arange(8) >= padding).long()
+    days = torch.randint(0, 6, (64, 8), generator=generator).cumsum(1).float()
+    rhythm = history_rhythm(*consecutive_gaps(days / 100.0, items, span_days=100.0))
+    counts = set()
+    for row in range(len(items)):
+        distinct = sorted(set(days[row][items[row] != 0].tolist()))
+        expected = median_gap(distinct, distinct=True)
+        if expected is None:
+            assert rhythm[row, 0] == 0.0
+            continue
+        gaps = sorted(b - a for a, b in zip(distinct, distinct[1:], strict=False))
+        if len(gaps) % 2 == 0:
+            expected = gaps[len(gaps) // 2 - 1]
+        counts.add(len(gaps) % 2)
+        assert rhythm[row, 0].item() == pytest.approx(math.log1p(expected), abs=1e-5)
+    assert counts == {0, 1}  # both the odd and the even case were checked
+
+
+def test_naive_user_median_counts_same_day_pairs():
+    test = samples(items=[[1, 2, 3, 4]], days=[[0, 0, 0, 10]], target_day=[12])
+    # gaps 0, 0, 10: the next event is often on the same day
+    assert naive_predictions(test, global_gap=9.0)["naive: user median gap"].tolist() == [10]

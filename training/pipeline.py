@@ -20,7 +20,7 @@ from model.time_norm import TimeNormalizer
 from training.distributed import World, init_from_env, shutdown
 from training.loaders import load_interactions
 from training.machine import cpu_model
-from training.plots import plot_training_curves
+from training.plots import TRAIN_LOG, plot_training_curves
 from training.preprocess import SequenceData, build_sequences
 from training.splits import Split, split_loo, split_ratio
 from training.toi_eval import calibrate_tpp
@@ -138,7 +138,7 @@ def _train_and_save(
     model = build_model(config)
     if isinstance(model, Popularity):
         model.fit_counts(torch.as_tensor(split.train.target))
-    log_path = out / "train_log.jsonl"
+    log_path = out / TRAIN_LOG
     if world.is_main:
         log_path.write_text("")
 

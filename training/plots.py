@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+TRAIN_LOG = "train_log.jsonl"
+"""A run's per-epoch records, one JSON object a line (`pasrec train` writes it)."""
+
+
+def read_train_log(run_dir: Path) -> list[dict[str, float]] | None:
+    """A run's per-epoch records from `train_log.jsonl`, or from `train_log.jsonl.gz` (the
+    way docs/results keeps raw logs, gzipped); None when the run has written neither."""
+    for path, opener in ((run_dir / TRAIN_LOG, open), (run_dir / f"{TRAIN_LOG}.gz", gzip.open)):
+        if path.is_file():
+            with opener(path, "rt") as fh:
+                return [json.loads(line) for line in fh if line.strip()]
+    return None
 
 
 def _save(fig, ax, path: str | Path, title: str, xlabel: str, ylabel: str,

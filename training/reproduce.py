@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from model.config import product_objective
 from training.paper_tables import HYPER_PARAMETERS, METRICS
 from training.paper_tables import TABLES as PAPER
-from training.plots import plot_validation_curves
+from training.plots import plot_validation_curves, read_train_log
 from training.trainer import TrainConfig
 
 # The PreferDiff family gets ``hidden``; every other method (SASRec, GRU4Rec, BERT4Rec,
@@ -231,14 +231,13 @@ def objective_note(spec: GridSpec) -> str:
 
 
 def validation_curves(spec: GridSpec, metric: str) -> dict[str, list[tuple[float, float]]]:
-    """Each trained cell's validation ``metric`` per epoch, from its ``train_log.jsonl``."""
+    """Each trained cell's validation ``metric`` per epoch, from its (maybe gzipped) log."""
     curves: dict[str, list[tuple[float, float]]] = {}
     for row in rows(spec):
         for seed in range(spec.seeds):
-            log = cell_dir(spec, row, seed) / "train_log.jsonl"
-            if not log.is_file():
+            records = read_train_log(cell_dir(spec, row, seed))
+            if records is None:
                 continue  # the cell has not run yet
-            records = [json.loads(line) for line in log.read_text().splitlines() if line]
             points = [(r["epoch"], r[f"valid_{metric}"]) for r in records
                       if f"valid_{metric}" in r]  # fmt: skip
             if points:  # popularity's log is empty: it trains nothing

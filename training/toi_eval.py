@@ -13,7 +13,7 @@ from model.batching import make_batch
 from model.checkpoint import load_checkpoint
 from model.time_norm import TimeNormalizer
 from model.toi_decode import decode_toi_days
-from model.tpp import fit_calibration
+from model.tpp import fit_calibration, median_gap
 from training.splits import Samples
 
 QUANTILE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -29,22 +29,22 @@ def error_summary(predicted_days: np.ndarray, true_days: np.ndarray) -> dict[str
     }
 
 
-def history_gaps(items: np.ndarray, days: np.ndarray) -> list[np.ndarray]:
-    """Per row, the day gaps between consecutive real (non-padded) history events."""
-    gaps = []
-    for row_items, row_days in zip(items, days, strict=True):
-        real = row_days[row_items != 0]
-        gaps.append(np.diff(real))
-    return gaps
+def history_days(items: np.ndarray, days: np.ndarray) -> list[np.ndarray]:
+    """Per row, the days of the real (non-padded) history events."""
+    return [row_days[row_items != 0] for row_items, row_days in zip(items, days, strict=True)]
 
 
 def naive_predictions(test: Samples, global_gap: float) -> dict[str, np.ndarray]:
-    """Predicted next days: last gap, the user's median gap, the global median gap."""
+    """Predicted next days: last gap, the user's median gap, the global median gap.
+
+    Both per-user gaps count a same-day pair as a gap of 0: these predict the next event,
+    not a return (`median_gap` says why the push schedule differs)."""
     last_day = test.days[:, -1].astype(np.float64)
     last, median = [], []
-    for gaps in history_gaps(test.items, test.days):
-        last.append(gaps[-1] if len(gaps) else global_gap)
-        median.append(np.median(gaps) if len(gaps) else global_gap)
+    for real in history_days(test.items, test.days):
+        last.append(real[-1] - real[-2] if len(real) > 1 else global_gap)
+        gap = median_gap(real.tolist(), distinct=False)
+        median.append(global_gap if gap is None else gap)
     return {
         "naive: last gap": last_day + np.asarray(last, dtype=np.float64),
         "naive: user median gap": last_day + np.asarray(median, dtype=np.float64),

@@ -7,7 +7,6 @@ number of dispatchers share the due pushes without waiting on each other.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,17 +25,13 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
 
-from service.db import write_tx
+from service.db import write_retrying
 from service.models import Push, PushAttempt, PushStatus, User
 from service.push.policy import Plan
 
-log = logging.getLogger(__name__)
-
 T = TypeVar("T")
-_RETRIES = 3
 
 SUPERSEDED = "rescheduled"
 """Reason of a push awaiting a retry that new events replaced: its id already reached the
@@ -45,18 +40,7 @@ receiver (maybe), so new content gets a new id rather than reusing it."""
 
 def write(engine: Engine, work: Callable[[Connection], T]) -> T:
     """Run `work` in a write transaction, retrying it after a deadlock or serialisation error."""
-    for attempt in range(_RETRIES + 1):
-        try:
-            with write_tx(engine) as conn:
-                return work(conn)
-        except OperationalError as exc:
-            if attempt == _RETRIES or getattr(exc.orig, "sqlstate", None) not in {
-                "40P01",
-                "40001",
-            }:
-                raise
-            log.warning("deadlock on pushes; retrying (%d)", attempt + 1)
-    raise AssertionError("unreachable")
+    return write_retrying(engine, work, "pushes")
 
 
 @dataclass(frozen=True)

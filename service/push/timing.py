@@ -20,11 +20,11 @@ Every strategy returns a `NextTime` for `policy.plan`, or None for the fallback.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import replace
 from typing import Literal
 
 from model.predictor import NextTime
+from model.tpp import median_gap
 from service.history import UserHistory
 from service.settings import Settings
 
@@ -59,8 +59,5 @@ def next_time(
     last = history.events[-1].ts
     if strategy == "fixed":
         return NextTime(last + settings.push_fixed_interval_s)
-    times = sorted({event.ts for event in history.events})
-    if len(times) < 2:
-        return None
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
-    return NextTime(last + statistics.median(gaps))
+    gap = median_gap((event.ts for event in history.events), distinct=True)
+    return None if gap is None else NextTime(last + gap)
