@@ -104,8 +104,3 @@ def release(conn: Connection, owner: str, user_ids: Collection[str]) -> None:
         .where(PushOutbox.user_id.in_(list(user_ids)), PushOutbox.claimed_by == owner)
         .values(claimed_by=None, claim_expires_at=None, requeued_at=None)
     )
-
-
-def waiting(conn: Connection) -> int:
-    """Users in the outbox, claimed or not."""
-    return conn.execute(select(func.count()).select_from(PushOutbox)).scalar_one()
