@@ -77,6 +77,8 @@ def finish(conn: Connection, owner: str, user_ids: Collection[str]) -> list[date
     rows = conn.execute(
         select(PushOutbox.user_id, PushOutbox.queued_at, PushOutbox.requeued_at)
         .where(PushOutbox.user_id.in_(list(user_ids)), ours)
+        # In key order, as ingestion upserts them: the two wait for each other, never deadlock.
+        .order_by(PushOutbox.user_id)
         .with_for_update()
     ).all()
     done = [row.user_id for row in rows if row.requeued_at is None]
