@@ -7,6 +7,17 @@
 The key needs the `ingest` and `read` scopes. Events are real MovieLens rows re-stamped to
 end now (the service refuses far-future times) with ids unique to this run, so the script
 can be rerun against the same database. No thresholds: it measures and reports.
+
+    python bench/load_service.py --push-compare --batches 100 1000 --events 40000 \
+        [--checkpoint DIR] --out docs/results/bench_ingest_push.json
+
+`--push-compare` starts its own stacks instead (PostgreSQL and Redis from
+`PASREC_TEST_POSTGRES_URL` / `PASREC_TEST_REDIS_URL`, a private schema each, see
+`push_stack.py`): per batch size, ingestion with active push off, then on (an API-only
+`pasrec serve` plus one `pasrec worker` planning the pushes), the on/off ratio of events/s,
+and for push on the planning lag (the worker's histogram, p50/p99) and how long after the
+last acknowledged batch the push outbox was empty. Without `--checkpoint` a tiny PASRec is
+trained first (bench/dispatcher.py).
 """
 
 from __future__ import annotations
@@ -14,7 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
+import tempfile
 import threading
 import time
 import uuid
@@ -121,6 +134,72 @@ def bench_recommend(
     }
 
 
+def push_compare(args: argparse.Namespace) -> dict[str, Any]:
+    """Ingestion with push off and on, per batch size, each on a fresh stack."""
+    from dispatcher import train_tiny
+    from push_stack import KEY, stack
+
+    host = describe("client, API, worker, PostgreSQL and Redis on the same machine")
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        if args.checkpoint is None:
+            print("training a tiny checkpoint ...", flush=True)
+            args.checkpoint = train_tiny(scratch)
+        for batch in args.batches:
+            for push in (False, True):
+                with stack(args.checkpoint, push, free_port(), free_port(), scratch) as running:
+                    load = os.getloadavg()[0]
+                    events = load_events(args.data, args.events)
+                    headers = {"Authorization": f"Bearer {KEY}"}
+                    run = bench_ingest(running.url, headers, events, args.clients, batch)
+                    run |= {"push": push, "load_avg_1m_before": load}
+                    if push:
+                        ended = time.perf_counter()
+                        while running.outbox() and time.perf_counter() - ended < 900:
+                            time.sleep(0.05)
+                        run["outbox_drained_after_s"] = time.perf_counter() - ended
+                        run["outbox_left"] = running.outbox()
+                        run["planning_lag"] = running.planning_lag()
+                runs.append(run)
+                print(f"batch {batch}, push {'on' if push else 'off'}: "
+                      f"{run['events_per_s']:.0f} events/s", flush=True)  # fmt: skip
+    speed = {(run["batch_size"], run["push"]): run["events_per_s"] for run in runs}
+    ratios = {str(batch): speed[batch, False] / speed[batch, True] for batch in args.batches}
+    return {
+        "bench": "ingest_push",
+        "machine": host,
+        "checkpoint": str(args.checkpoint),
+        "runs": runs,
+        "off_over_on": ratios,
+    }
+
+
+def print_push_compare(result: dict[str, Any]) -> None:
+    host = result["machine"]
+    print(f"machine: {host['cpu']} ({host['cores']} cores, load {host['load_avg_1m']:.1f})")
+    print("| batch | push | events/s | batch p50 / p99 ms | load | lag p50 / p99 s | drained s |")
+    print("|---|---|---|---|---|---|---|")
+    for run in result["runs"]:
+        lag = run.get("planning_lag")
+        lags = "—" if lag is None else f"{lag['p50_s']:.2f} / {lag['p99_s']:.2f}"
+        drained = f"{run['outbox_drained_after_s']:.1f}" if run["push"] else "—"
+        print(
+            f"| {run['batch_size']} | {'on' if run['push'] else 'off'} | "
+            f"{run['events_per_s']:.0f} | {run['batch_latency_ms_p50']:.0f} / "
+            f"{run['batch_latency_ms_p99']:.0f} | {run['load_avg_1m_before']:.1f} | {lags} | "
+            f"{drained} |"
+        )
+    for batch, ratio in result["off_over_on"].items():
+        print(f"batch {batch}: push off / push on = {ratio:.2f}x")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000")
@@ -137,7 +216,27 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("docs/results/bench_service.json"))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (CI)")
+    parser.add_argument(
+        "--push-compare",
+        action="store_true",
+        help="start stacks with push off and on and compare ingestion",
+    )
+    parser.add_argument(
+        "--batches", type=int, nargs="+", default=[100, 1000], help="batch sizes of --push-compare"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="--push-compare: checkpoint to serve (default: train a tiny one)",
+    )
     args = parser.parse_args()  # fmt: skip
+    if args.push_compare:
+        result = push_compare(args)
+        print_push_compare(result)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.out}")
+        return
     if args.smoke:
         args.events, args.batch, args.clients, args.requests = 200, 50, 2, 5
 

@@ -103,7 +103,7 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve",
         help="run the HTTP API (settings from PASREC_* env vars)",
-        description="Serve the HTTP API, and deliver pushes unless "
+        description="Serve the HTTP API, and plan and deliver pushes unless "
         "PASREC_PUSH_DISPATCHER_ENABLED=false.\n"
         "No options: everything is a PASREC_* setting (below). The checkpoint to serve comes\n"
         "from `pasrec train --out DIR` (DIR/checkpoint) or `pasrec demo --out DIR`\n"
@@ -113,8 +113,10 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     serve.set_defaults(handler=cmd_serve)
     worker = sub.add_parser(
         "worker",
-        help="run push dispatchers only, no HTTP API (settings from PASREC_* env vars)",
-        description="Deliver due pushes (no HTTP API); settings as for `pasrec serve`.",
+        help="run push planning and dispatching only, no HTTP API (settings from PASREC_* env "
+        "vars)",
+        description="Plan the pushes of users with new events and deliver due pushes (no HTTP "
+        "API); settings as for `pasrec serve`.",
         epilog=settings_epilog(WORKER_SETTINGS),
     )
     worker.set_defaults(handler=cmd_worker)

@@ -17,7 +17,6 @@ from service.inference import InferenceEngine, LoadedModel
 from service.metrics import Metrics
 from service.migrate import ensure_schema
 from service.model_registry import record_model_version
-from service.push.scheduler import PushScheduler
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,8 +35,6 @@ class ServiceContext:
     auth: Authenticator
     metrics: Metrics
     clock: Clock
-    push: PushScheduler | None = None
-    """Schedules pushes after ingestion; None when active push is off."""
 
     @classmethod
     def start(cls, settings: Settings, clock: Clock, metrics: Metrics) -> ServiceContext:
@@ -64,8 +61,6 @@ class ServiceContext:
             metrics=metrics,
             clock=clock,
         )
-        if settings.push_enabled:
-            ctx.push = PushScheduler(ctx)
         if not settings.auth_enabled:
             log.warning("authentication is OFF (PASREC_AUTH_ENABLED=false): every endpoint is open")
         try:

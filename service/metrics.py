@@ -59,6 +59,13 @@ class Metrics:
             "Pushes scheduled or rescheduled after new events.",
             registry=self.registry,
         )
+        self.push_planning_lag = Histogram(
+            "pasrec_push_planning_lag_seconds",
+            "Planning lag: from storing a user's oldest unplanned event to storing the push "
+            "planned from it.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=self.registry,
+        )
         self.push_delivered = Counter(
             "pasrec_push_delivered", "Pushes the webhook accepted (2xx).", registry=self.registry
         )

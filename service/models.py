@@ -195,6 +195,28 @@ class PushAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class PushOutbox(Base):
+    """Users whose push must be (re)planned: written in the transaction that stores their
+    events, removed by the planner once a plan covers every one of them."""
+
+    __tablename__ = "push_outbox"
+    __table_args__ = (Index(None, "queued_at"),)
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    # When the oldest event not yet covered by a plan was stored (planning lag starts here).
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the oldest event stored while a planner held the claim arrived: set means the
+    # plan in progress misses it, so the row stays for another round instead of being
+    # deleted.
+    requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The planner holding the user, until `claim_expires_at` (after that another may take it:
+    # a planner that died loses nothing).
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class ApiKey(Base):
     """API keys created with `pasrec apikey create`; only a hash of the secret is stored."""
 

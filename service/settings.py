@@ -142,8 +142,21 @@ class Settings(BaseSettings):
     `push_webhook_url`."""
 
     push_dispatcher_enabled: bool = True
-    """Run a dispatcher inside `pasrec serve`; false for API-only replicas (then run
-    `pasrec worker` somewhere)."""
+    """Run a dispatcher and a push planner inside `pasrec serve`; false for API-only replicas
+    (then run `pasrec worker` somewhere: without one, pushes are neither planned nor sent)."""
+
+    push_plan_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    """How often a planner looks for users in the push outbox (users with new events, whose
+    push must be planned again); each run plans until the outbox is empty."""
+
+    push_plan_batch_users: int = Field(default=256, gt=0, le=10_000)
+    """Most users one planner claims at a time and plans with one batched model call."""
+
+    push_plan_lease_s: float = Field(default=300.0, gt=0)
+    """How long users claimed by a planner stay reserved for it; after that another planner may
+    take them over (a planner that died loses nothing). Must exceed the time one batch of
+    `push_plan_batch_users` takes to plan, or a slow batch is planned twice (harmless but
+    wasted)."""
 
     push_poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
     """How often a dispatcher looks for due pushes."""

@@ -12,12 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, case, select
+from sqlalchemy import Connection, Engine, case, func, select
 
 from service.cache import CachedEvent
 from service.db import chunks, dialect_insert, read_tx, write_retrying
 from service.ids import AUTO_EVENT_ID_PREFIX
 from service.models import Interaction, Item, User
+from service.push import outbox
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,25 @@ class EventConflict(ValueError):
 
 
 def ingest(
-    engine: Engine, events: Sequence[NewEvent], now: datetime, known: Callable[[str], bool]
+    engine: Engine,
+    events: Sequence[NewEvent],
+    now: datetime,
+    known: Callable[[str], bool],
+    plan_pushes: bool = False,
 ) -> IngestResult:
-    """Store a batch all-or-nothing; events already stored are counted, not stored again."""
-    return write_retrying(engine, lambda conn: _ingest(conn, events, now, known), "interactions")
+    """Store a batch all-or-nothing; events already stored are counted, not stored again.
+
+    With `plan_pushes` every user with a new event is put in the push outbox in the same
+    transaction, so a planner (re)plans their push (service/push/outbox.py).
+    """
+
+    def work(conn: Connection) -> IngestResult:
+        result = _ingest(conn, events, now, known)
+        if plan_pushes and result.stored:
+            outbox.enqueue(conn, result.stored.keys(), now)
+        return result
+
+    return write_retrying(engine, work, "interactions")
 
 
 def _ingest(
@@ -185,3 +201,36 @@ def read_history(engine: Engine, user_id: str, length: int) -> StoredHistory | N
         )
     events = [CachedEvent(ts.timestamp(), db_id, item) for db_id, item, ts in reversed(latest)]
     return StoredHistory(events, seen)
+
+
+def read_recent(
+    engine: Engine, user_ids: Sequence[str], length: int
+) -> dict[str, list[CachedEvent]]:
+    """Each user's `length` latest events (chronological), in one query per chunk of users;
+    users without events are absent."""
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=Interaction.user_id,
+            order_by=(Interaction.ts.desc(), Interaction.id.desc()),
+        )
+        .label("rank")
+    )
+    found: dict[str, list[CachedEvent]] = {}
+    with read_tx(engine) as conn:
+        for chunk in chunks(sorted(user_ids), 1):
+            ranked = (
+                select(
+                    Interaction.user_id, Interaction.id, Interaction.item_id, Interaction.ts, rank
+                )
+                .where(Interaction.user_id.in_(chunk))
+                .subquery()
+            )
+            rows = conn.execute(
+                select(ranked.c.user_id, ranked.c.id, ranked.c.item_id, ranked.c.ts).where(
+                    ranked.c.rank <= length
+                )
+            )
+            for user_id, db_id, item_id, ts in rows:
+                found.setdefault(user_id, []).append(CachedEvent(ts.timestamp(), db_id, item_id))
+    return {user_id: sorted(events) for user_id, events in found.items()}

@@ -1,4 +1,5 @@
-"""`pasrec worker`: dispatchers only (no HTTP API), as many processes as wanted."""
+"""`pasrec worker`: push planning and dispatching only (no HTTP API), as many processes as
+wanted."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings) -> None:
-    """Deliver due pushes until SIGTERM or SIGINT, then finish the deliveries in flight."""
+    """Plan and deliver pushes until SIGTERM or SIGINT, then finish the deliveries in flight."""
     configure_logging(settings)
     if not settings.push_enabled:
         raise SystemExit("pasrec worker: active push is off; set PASREC_PUSH_WEBHOOK_URL")

@@ -5,7 +5,10 @@ SQLite file, with `create_app(settings, clock)` given a virtual clock. Every int
 through `POST /v1/events` over HTTP, so ingestion, (re)scheduling and the policy are the
 production code paths. The service's own periodic dispatcher is off; instead the simulation
 calls `Dispatcher.dispatch_due(now)` at each push's due time, which makes simulated weeks take
-seconds while each push is still claimed, re-ranked, signed and POSTed to the receiver.
+seconds while each push is still claimed, re-ranked, signed and POSTed to the receiver. Push
+planning is off the ingestion request in the service; the simulation drains the planner
+(`PushPlanner.drain`) after every posted batch, at the batch's virtual time, so each push is
+planned exactly when a synchronous scheduler would have planned it.
 
 Order within one instant: pushes due at or before an event's time are dispatched before the
 event is posted (with day-granular data a push due "on the day" must not be cancelled by
@@ -51,6 +54,7 @@ from service.isolated_store import (
 from service.migrate import upgrade
 from service.models import Push, PushStatus
 from service.push.dispatcher import Dispatcher
+from service.push.planner import PushPlanner
 from service.settings import Settings
 from training.replay_scoring import PushRecord
 from training.webhook_receiver import WebhookReceiver, new_secret
@@ -277,6 +281,7 @@ def simulate(
         with running_service(settings, clock) as (url, ctx):
             key = create_key(settings, "replay", ["ingest", "read", "admin"])
             dispatcher = Dispatcher(ctx, worker_id=f"replay-{strategy}", rng=random.Random(0))
+            planner = PushPlanner(ctx, worker_id=f"replay-{strategy}")
             headers = {"Authorization": f"Bearer {key}"}
             with (
                 httpx.Client(base_url=url, headers=headers, timeout=120) as client,
@@ -293,6 +298,7 @@ def simulate(
                 for start in range(0, len(before), BATCH):
                     chunk = before[start : start + BATCH]
                     _post(client, chunk, [f"b{start + j}" for j in range(len(chunk))])
+                    planner.drain()
                 known = {u for u, _, _ in before}
                 groups = groupby(enumerate(later), key=lambda pair: pair[1][2])
                 total = len({t for _, _, t in later})
@@ -309,6 +315,7 @@ def simulate(
                     for start in range(0, len(rows), BATCH):
                         chunk = rows[start : start + BATCH]
                         _post(client, [e for _, e in chunk], [f"l{i}" for i, _ in chunk])
+                        planner.drain()
                     known.update(u for _, (u, _, _) in rows)
                 if later:
                     drain(datetime.fromtimestamp(later[-1][2], UTC))

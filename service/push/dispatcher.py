@@ -45,6 +45,11 @@ NO_HISTORY = "no_history"
 ATTEMPTS_EXHAUSTED = "attempts_exhausted"
 
 
+def new_worker_id() -> str:
+    """An id naming this process in leases (host, pid, and a random part for uniqueness)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class Dispatcher:
     """One dispatcher (a worker's or the API process's); many may share a database."""
 
@@ -60,9 +65,7 @@ class Dispatcher:
             raise ValueError("active push is off: set PASREC_PUSH_WEBHOOK_URL and _SECRET")
         self._ctx = ctx
         self._settings = settings
-        self.worker_id = (
-            worker_id or f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        )
+        self.worker_id = worker_id or new_worker_id()
         # Jitter only spreads retries; a seeded generator makes a simulation repeatable.
         self._rng = rng or random.Random()
         self._limiter = make_rate_limiter(settings)

@@ -1,4 +1,5 @@
-"""Runs a dispatcher periodically with APScheduler, in `pasrec serve` or `pasrec worker`."""
+"""Runs a dispatcher and a push planner periodically with APScheduler, in `pasrec serve` or
+`pasrec worker`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from service.push.dispatcher import Dispatcher
+from service.push.planner import PushPlanner
 
 if TYPE_CHECKING:
     from service.context import ServiceContext
@@ -16,10 +18,12 @@ log = logging.getLogger(__name__)
 
 
 class DispatchLoop:
-    """A background APScheduler job that drains due pushes every `push_poll_interval_s`."""
+    """Background APScheduler jobs: one drains due pushes every `push_poll_interval_s`, the
+    other plans the pushes of users with new events every `push_plan_interval_s`."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.dispatcher = Dispatcher(ctx)
+        self.planner = PushPlanner(ctx, self.dispatcher.worker_id)
         self._stopping = False
         # APScheduler logs every run at INFO: once a second per process says nothing useful.
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
@@ -33,10 +37,18 @@ class DispatchLoop:
             max_instances=1,
             coalesce=True,
         )
+        self._scheduler.add_job(
+            self._plan,
+            "interval",
+            seconds=ctx.settings.push_plan_interval_s,
+            id="push-plan",
+            max_instances=1,
+            coalesce=True,
+        )
 
     def start(self) -> None:
         self._scheduler.start()
-        log.info("push dispatcher %s started", self.dispatcher.worker_id)
+        log.info("push dispatcher and planner %s started", self.dispatcher.worker_id)
 
     def stop(self) -> None:
         """Stop polling and let the deliveries in flight finish (each within the webhook
@@ -51,3 +63,13 @@ class DispatchLoop:
         # background, so the next tick finds what fell due meanwhile even if one is slow.
         while not self._stopping and self.dispatcher.start_due():
             pass
+
+    def _plan(self) -> None:
+        # Until the outbox is empty: under steady ingestion one tick keeps planning, and the
+        # next tick (coalesced) starts when this one ends.
+        try:
+            while not self._stopping and self.planner.plan_batch():
+                pass
+        except Exception:
+            # The users went back to the outbox; the next tick retries them.
+            log.exception("planning pushes failed")

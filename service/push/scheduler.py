@@ -1,15 +1,12 @@
-"""Scheduling on ingestion: after a user's new events, re-predict their time of interest and
-(re)schedule their single pending push.
+"""Planning: after a user's new events, re-predict their time of interest and (re)schedule
+their single pending push.
 
-Runs in the ingestion request right after the events commit, for every user of the batch at
-once (one batched model call). The events are already stored when this runs, so a failure
-here is logged and counted, never turned into a failed ingestion: the user's next event
-schedules again.
+The planner (service/push/planner.py) calls this for a batch of users taken from the push
+outbox, off the ingestion request: one batched model call for the whole batch.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -19,33 +16,28 @@ from sqlalchemy import Connection
 from model.predictor import NextTime
 from service.history import UserHistory
 from service.push import policy, store, timing
+from service.storage import read_recent
 
 if TYPE_CHECKING:
     from service.context import ServiceContext
-
-log = logging.getLogger(__name__)
 
 
 class PushScheduler:
     def __init__(self, ctx: ServiceContext) -> None:
         self._ctx = ctx
 
-    def after_events(self, user_ids: Collection[str], now: datetime) -> None:
-        """Reschedule these users' pushes; errors are logged, not raised (see module doc)."""
-        try:
-            self.schedule(user_ids, now)
-        except Exception:
-            log.exception("scheduling pushes for %d users failed", len(user_ids))
-
     def schedule(self, user_ids: Collection[str], now: datetime) -> dict[str, policy.Plan]:
         """Plan and store each user's push; returns the plans by user."""
         ctx, settings = self._ctx, self._ctx.settings
-        length = ctx.history_length()
-        histories: dict[str, UserHistory] = {}
-        for user_id in sorted(user_ids):
-            history = ctx.history.get(user_id, length)
-            if history is not None:
-                histories[user_id] = history
+        # From the database, not the cache: another process's ingestion updates the cache
+        # only after its commit, so the cache may still lack the very events being planned.
+        # Planning reads no seen items.
+        histories = {
+            user_id: UserHistory(events, frozenset())
+            for user_id, events in read_recent(
+                ctx.engine, sorted(user_ids), ctx.history_length()
+            ).items()
+        }
         predictor = ctx.inference.current.predictor if ctx.inference.ready else None
         version = None if predictor is None else predictor.version
         eligible = (

@@ -64,15 +64,15 @@ def post_events(batch: EventBatch, ctx: Ctx) -> IngestOut:
     known = ctx.inference.current.predictor.known if ctx.inference.ready else _unknown
     events = [NewEvent(e.user_id, e.item_id, e.timestamp, e.event_id) for e in batch.events]
     try:
-        result = ingest(ctx.engine, events, now, known)
+        # With push on, the users go to the push outbox in the same transaction; a planner
+        # plans their pushes later, so the request never waits for the model.
+        result = ingest(ctx.engine, events, now, known, plan_pushes=settings.push_enabled)
     except EventConflict as exc:
         loc = f"body.events[{exc.index}].event_id"
         raise ApiError(
             409, "event_id_conflict", f"{loc}: {exc}", [{"loc": loc, "message": str(exc)}]
         ) from None
     ctx.history.committed(result.stored, ctx.history_length())
-    if ctx.push is not None and result.stored:
-        ctx.push.after_events(result.stored.keys(), now)
     ctx.metrics.events.labels("accepted").inc(result.accepted)
     ctx.metrics.events.labels("duplicate").inc(result.duplicates)
     ctx.metrics.events.labels("unknown_item").inc(result.unknown_items)

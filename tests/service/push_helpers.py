@@ -18,6 +18,7 @@ from service_helpers import Clock, Keys, event
 from service.app import create_app
 from service.context import ServiceContext
 from service.push.dispatcher import Dispatcher
+from service.push.planner import PushPlanner
 from service.settings import Settings
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -56,15 +57,18 @@ class PushEnv:
     client: TestClient
     ctx: ServiceContext
     dispatcher: Dispatcher
+    planner: PushPlanner
     clock: Clock
     keys: Keys
 
     def ingest(self, user: str, history: list[tuple[str, float]], after_s: float = 60.0) -> None:
-        """Post the events with the clock `after_s` past the last one."""
+        """Post the events with the clock `after_s` past the last one, then plan the push
+        (as the planner of a running service would, shortly after)."""
         self.clock.set(datetime.fromtimestamp(history[-1][1] + after_s, UTC))
         body = {"events": [event(user, item, ts) for item, ts in history]}
         response = self.client.post("/v1/events", json=body, headers=self.keys.ingest)
         assert response.status_code == 200, response.text
+        self.planner.drain()
 
     def pushes(self, **params: str) -> list[dict[str, Any]]:
         response = self.client.get("/v1/pushes", params=params, headers=self.keys.read)
@@ -103,8 +107,9 @@ def push_env(
     with TestClient(create_app(configured, clock)) as client:
         ctx = client.app.state.ctx
         dispatcher = Dispatcher(ctx, worker_id="test-worker", rng=random.Random(7))
+        planner = PushPlanner(ctx, worker_id="test-planner")
         try:
-            yield PushEnv(client, ctx, dispatcher, clock, keys)
+            yield PushEnv(client, ctx, dispatcher, planner, clock, keys)
         finally:
             dispatcher.close()
 

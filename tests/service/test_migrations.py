@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from service_helpers import private_schema
 
+import migrations
 from service.app import create_app, run_server
 from service.auth import create_key
 from service.migrate import SchemaBehindError, head_revision, upgrade
@@ -82,3 +86,31 @@ def test_embedded_default_migrates_itself_and_says_so(
     engine = sa.create_engine(settings.effective_database_url)
     assert set(sa.inspect(engine).get_table_names()) >= {"users", "interactions", "pushes"}
     engine.dispose()
+
+
+def test_push_outbox_migration_upgrades_and_downgrades(empty_pg: Settings) -> None:
+    engine = sa.create_engine(empty_pg.effective_database_url)
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+
+    def tables() -> set[str]:
+        return set(sa.inspect(engine).get_table_names())
+
+    def run(step: str, revision: str) -> None:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            getattr(command, step)(config, revision)
+
+    try:
+        assert upgrade(empty_pg, "0002") == "0002"
+        assert "push_outbox" not in tables()
+        assert upgrade(empty_pg, "0003") == "0003" == head_revision()
+        assert "push_outbox" in tables()
+        indexes = {i["name"] for i in sa.inspect(engine).get_indexes("push_outbox")}
+        assert indexes == {"ix_push_outbox_queued_at"}
+        run("downgrade", "0002")
+        assert "push_outbox" not in tables() and "pushes" in tables()
+        run("upgrade", "head")
+        assert "push_outbox" in tables()
+    finally:
+        engine.dispose()

@@ -41,7 +41,7 @@ def ingest_due_in(env: Any, user: str, seconds: float) -> str:
     last = time.time() - 60.0 + seconds
     body = {"events": [event(user, "50", last - 120), event(user, "100", last)]}
     assert env.client.post("/v1/events", json=body, headers=env.keys.ingest).status_code == 200
-    wait_until(lambda: env.pushes(user_id=user, status="pending"), 10, f"{user}'s push")
+    env.planner.drain()
     return env.pending(user)["id"]
 
 
