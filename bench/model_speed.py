@@ -36,7 +36,9 @@ def train_speed(model, split, normalizer, device, steps: int, batch_size: int) -
     rng = np.random.default_rng(0)
     timings = []
     for step in range(steps + 2):
-        part = split.train.subset(rng.choice(len(split.train), batch_size, replace=False))
+        # A smoke run's small data may hold fewer samples than a batch: draw some twice.
+        small = len(split.train) < batch_size
+        part = split.train.subset(rng.choice(len(split.train), batch_size, replace=small))
         batch = make_batch(part.items, part.days, normalizer, device, part.target, part.target_day)
         sync(device)
         started = time.perf_counter()
@@ -62,7 +64,7 @@ def inference_speed(model, split, normalizer, device, steps_list, repeats: int) 
     for ddim in steps_list:
         model.config.ddim_steps = ddim
         for batch_size in (1, 256):
-            part = split.test.subset(np.arange(batch_size))
+            part = split.test.subset(np.arange(batch_size) % len(split.test))
             batch = make_batch(part.items, part.days, normalizer, device)
             model.score(batch).topk(10)
             sync(device)

@@ -22,9 +22,18 @@ from training.replay_data import load_replay_data
 
 
 @pytest.fixture(scope="module")
-def data_30(synthetic_users) -> Path:
-    """30 synthetic users."""
-    return synthetic_users(30)
+def data_30(synthetic_users, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 synthetic users, and 3 more first seen after the 0.9 cutoff (the synthetic users all
+    start within weeks of each other), with 3 events each."""
+    source = synthetic_users(30)
+    lines = source.read_text().splitlines()
+    times = [float(line.split("\t")[-1]) for line in lines[1:]]
+    start, end = min(times), max(times)
+    late = [f"{user}\t{item}\t1\t{start + 0.95 * (end - start) + hour * 3600:.0f}"
+            for user in (31, 32, 33) for hour, item in enumerate((1, 2, 3))]  # fmt: skip
+    path = tmp_path_factory.mktemp("replay-data") / "synthetic-users-30-late-3.inter"
+    path.write_text("\n".join(lines + late) + "\n")
+    return path
 
 
 def _options(data: Path, out: Path, **extra: Any) -> ReplayOptions:
