@@ -181,7 +181,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
         # The product's PASRec (docs/results/beauty_cpu_default/): the paper's time encoding
         # and ToI module, with a GRU encoder, every slot trained, and full-item
         # cross-entropies on the condition and on the noisy-step estimates of a residual MLP
-        # denoiser; its table at the classifiers' scale, guidance 1.
+        # denoiser; its table at the classifiers' scale; DDIM over the noisy half, unguided.
         "pasrec": {"time_encoding": "rff", "toi": True, "encoder": "gru",
                    "diffusion_slots": "every", "denoiser": "mlp", "ce_weight": 1.0,
                    "ce_step_floor": 0.5, "state_ce_weight": 1.0, "item_init_std": 0.0625,
