@@ -28,23 +28,15 @@ class DispatchLoop:
         # APScheduler logs every run at INFO: once a second per process says nothing useful.
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         self._scheduler = BackgroundScheduler(timezone="UTC")
-        self._scheduler.add_job(
-            self._drain,
-            "interval",
-            seconds=ctx.settings.push_poll_interval_s,
-            id="push-dispatch",
+        jobs = (
+            (self._drain, ctx.settings.push_poll_interval_s, "push-dispatch"),
+            (self._plan, ctx.settings.push_plan_interval_s, "push-plan"),
+        )
+        for job, seconds, name in jobs:
             # One run at a time; a run that overlaps the next tick absorbs it.
-            max_instances=1,
-            coalesce=True,
-        )
-        self._scheduler.add_job(
-            self._plan,
-            "interval",
-            seconds=ctx.settings.push_plan_interval_s,
-            id="push-plan",
-            max_instances=1,
-            coalesce=True,
-        )
+            self._scheduler.add_job(
+                job, "interval", seconds=seconds, id=name, max_instances=1, coalesce=True
+            )
 
     def start(self) -> None:
         self._scheduler.start()
