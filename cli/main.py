@@ -11,7 +11,15 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cli.help_text import HelpFormatter, package_version
-from model.config import ENCODERS, MODEL_NAMES, TIME_ENCODINGS, TPP_INPUTS, TPP_TARGETS
+from model.config import (
+    ENCODER_INPUTS,
+    ENCODER_LOSSES,
+    ENCODERS,
+    MODEL_NAMES,
+    TIME_ENCODINGS,
+    TPP_INPUTS,
+    TPP_TARGETS,
+)
 
 
 class UsageError(Exception):
@@ -94,6 +102,13 @@ MODEL_FLAGS: dict[str, tuple[type, str]] = {
 MODEL_CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
     "time_encoding": (TIME_ENCODINGS, "how timestamps enter the encoder"),
     "encoder": (ENCODERS, "diffusion models' sequence encoder: SASRec-style blocks or a GRU"),
+    "encoder_inputs": (
+        ENCODER_INPUTS, "diffusion models: the encoder reads each item with its time, or alone"
+    ),
+    "encoder_losses": (
+        ENCODER_LOSSES,
+        "diffusion models: every loss trains the encoder, or only those on the user state",
+    ),
     "toi_head": (("none", "tpp"), "tpp: add the point-process head over the next gap"),
     "tpp_target": (
         TPP_TARGETS, "the gaps the tpp head learns: to the next event, or to the next later day"

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 ENCODERS = ("transformer", "gru")
+ENCODER_INPUTS = ("item+time", "item")
+ENCODER_LOSSES = ("all", "state")
 TIME_ENCODINGS = ("position", "sinusoidal", "gaussian", "rff")
 TPP_INPUTS = ("state", "gaps")
 TPP_TARGETS = ("next", "later_day")
@@ -74,6 +76,14 @@ class ModelConfig:
     # The diffusion models' sequence encoder: "transformer" (the paper's SASRec-style blocks)
     # or "gru" (GRU4Rec's recurrent layer, the stronger baseline on Beauty in this harness).
     encoder: str = "transformer"
+    # What the diffusion models' encoder reads at each slot: the item plus its time's
+    # encoding (the paper), or the item alone, time then entering through the ToI module only.
+    encoder_inputs: str = "item+time"
+    # Which losses train the diffusion models' encoder: "all" (the paper: the denoiser's
+    # losses reach it through the condition) or "state" (only the losses on the user state
+    # itself, the condition's cross-entropy and the ToI loss; the denoiser learns on a
+    # detached condition and cannot pull the encoder away from ranking).
+    encoder_losses: str = "all"
     # Standard deviation of the item table at initialisation; 0 = the architecture's own
     # (N(0, 1) for the diffusion models, the scale of their noise; d^-0.5 for the classifiers).
     item_init_std: float = 0.0
@@ -125,6 +135,14 @@ class ModelConfig:
             )
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.encoder_inputs not in ENCODER_INPUTS:
+            raise ValueError(
+                f"encoder_inputs must be one of {ENCODER_INPUTS}, got {self.encoder_inputs!r}"
+            )
+        if self.encoder_losses not in ENCODER_LOSSES:
+            raise ValueError(
+                f"encoder_losses must be one of {ENCODER_LOSSES}, got {self.encoder_losses!r}"
+            )
         if self.denoiser not in ("linear", "mlp"):
             raise ValueError(f"denoiser must be 'linear' or 'mlp', got {self.denoiser!r}")
         if self.sasrec_loss not in ("ce", "bce"):

@@ -114,6 +114,11 @@ class DiffusionRecommender(Recommender):
     def has_toi(self) -> bool:
         return self.config.toi
 
+    def sequence_inputs(self, batch: Batch) -> torch.Tensor:
+        if self.config.encoder_inputs == "item":
+            return self.items(batch["items"])
+        return super().sequence_inputs(batch)
+
     def user_state(self, batch: Batch) -> torch.Tensor:
         return self.encoder.last(batch["items"], self.sequence_inputs(batch))
 
@@ -166,6 +171,8 @@ class DiffusionRecommender(Recommender):
             if cfg.state_ce_weight
             else None
         )
+        if cfg.encoder_losses == "state":
+            cond = cond.detach()
         drop = torch.rand(cond.shape[0], 1, device=cond.device) < cfg.p_uncond
         cond = torch.where(drop, self.denoiser.null_like(cond), cond)
 
