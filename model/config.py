@@ -232,7 +232,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 # What makes ``pasrec`` differ from the paper's PASRec beyond its encodings: its objective,
 # the sampling that suits it, and the encoder, denoiser and table scale it trains with.
 OBJECTIVE_FIELDS = (
-    "encoder",
+    "encoder", "encoder_inputs", "encoder_losses",
     "ce_weight", "ce_temperature", "ce_step_floor", "state_ce_weight", "item_init_std", "denoiser",
     "diffusion_slots", "guidance", "ddim_floor", "ddim_steps",
 )
