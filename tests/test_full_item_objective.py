@@ -82,6 +82,34 @@ def test_the_gru_encoder_serves_the_diffusion_model():
         preset("pasrec", encoder="lstm")
 
 
+def test_item_inputs_leave_the_times_out_of_the_encoder():
+    batch = toy_rows(0, count=3)
+    shifted = {**batch, "times": batch["times"] + 0.2}
+    with_time = diffusion(encoder="gru").eval()
+    assert not torch.allclose(with_time.user_state(batch), with_time.user_state(shifted))
+    item_only = diffusion(encoder="gru", encoder_inputs="item").eval()
+    assert torch.equal(item_only.user_state(batch), item_only.user_state(shifted))
+    # Time still reaches the condition through the ToI module.
+    last = batch["times"][:, -1]
+    cond, _ = item_only.condition(item_only.user_state(batch), last, None)
+    cond_later, _ = item_only.condition(item_only.user_state(batch), last + 0.2, None)
+    assert not torch.allclose(cond, cond_later)
+
+
+@pytest.mark.parametrize("losses", ["all", "state"])
+def test_state_losses_keep_the_denoisers_gradient_off_the_encoder(losses):
+    batch = toy_rows(0, count=8)
+    # No loss on the state itself and no ToI loss: only the denoiser's losses remain.
+    model = diffusion(encoder_losses=losses, state_ce_weight=0.0, ce_weight=1.0, eta=1.0)
+    loss, _ = model.loss(batch)
+    loss.backward()
+    encoder_grad = sum(p.grad.abs().sum().item() for p in model.encoder.parameters()
+                       if p.grad is not None)  # fmt: skip
+    denoiser_grad = sum(p.grad.abs().sum().item() for p in model.denoiser.parameters())
+    assert denoiser_grad > 0
+    assert (encoder_grad == 0) == (losses == "state")
+
+
 def test_the_term_falls_on_a_learnable_toy_problem_and_ddim_ranks_the_target_first():
     model = diffusion(ce_weight=1.0, item_init_std=0.25, guidance=0.0, ddim_steps=10)
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -108,7 +136,8 @@ def test_item_table_initialisation_is_a_setting():
 @pytest.mark.parametrize(
     ("field", "value"),
     [("ce_weight", -1.0), ("state_ce_weight", -0.5), ("ce_temperature", 0.0),
-     ("item_init_std", -0.1), ("ce_step_floor", 1.0), ("ce_step_floor", -0.1)],  # fmt: skip
+     ("item_init_std", -0.1), ("ce_step_floor", 1.0), ("ce_step_floor", -0.1),
+     ("encoder_inputs", "time"), ("encoder_losses", "none")],  # fmt: skip
 )
 def test_bad_objective_settings_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
