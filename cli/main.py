@@ -107,7 +107,7 @@ MODEL_CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "encoder_losses": (
         ENCODER_LOSSES,
-        "diffusion models: every loss trains the encoder, or only those on the user state",
+        "diffusion models: all losses train the encoder, those on g'_u, or a CE on g_u",
     ),
     "toi_head": (("none", "tpp"), "tpp: add the point-process head over the next gap"),
     "tpp_target": (

@@ -7,7 +7,7 @@ from typing import Any
 
 ENCODERS = ("transformer", "gru")
 ENCODER_INPUTS = ("item+time", "item")
-ENCODER_LOSSES = ("all", "state")
+ENCODER_LOSSES = ("all", "state", "user")
 TIME_ENCODINGS = ("position", "sinusoidal", "gaussian", "rff")
 TPP_INPUTS = ("state", "gaps")
 TPP_TARGETS = ("next", "later_day")
@@ -80,9 +80,11 @@ class ModelConfig:
     # encoding (the paper), or the item alone, time then entering through the ToI module only.
     encoder_inputs: str = "item+time"
     # Which losses train the diffusion models' encoder: "all" (the paper: the denoiser's
-    # losses reach it through the condition) or "state" (only the losses on the user state
-    # itself, the condition's cross-entropy and the ToI loss; the denoiser learns on a
-    # detached condition and cannot pull the encoder away from ranking).
+    # losses reach it through the condition), "state" (only the condition's cross-entropy and
+    # the ToI loss; the denoiser learns on a detached condition and cannot pull the encoder
+    # away from ranking) or "user" (the cross-entropy moves from the condition g'_u to the
+    # encoder's own state g_u, GRU4Rec's objective, and the fusion and denoiser learn on a
+    # detached g_u: the fusion's MLP no longer sits between the encoder and its ranking loss).
     encoder_losses: str = "all"
     # Standard deviation of the item table at initialisation; 0 = the architecture's own
     # (N(0, 1) for the diffusion models, the scale of their noise; d^-0.5 for the classifiers).

@@ -165,12 +165,16 @@ class DiffusionRecommender(Recommender):
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
         user, last_times, targets, target_times, last_user = self.training_rows(batch)
-        cond, predicted = self.condition(user, last_times, None)
+        detach_user = cfg.encoder_losses == "user"
+        cond, predicted = self.condition(user.detach() if detach_user else user, last_times, None)
+        if detach_user and predicted is not None:
+            predicted = self.toi_from_state(user, last_times)  # the ToI loss still trains it
         state_ce = (
-            next_item_loss(cond, targets, self.items, "ce", cfg.ce_temperature)
+            next_item_loss(user if detach_user else cond, targets, self.items, "ce",
+                           cfg.ce_temperature)
             if cfg.state_ce_weight
             else None
-        )
+        )  # fmt: skip
         if cfg.encoder_losses == "state":
             cond = cond.detach()
         drop = torch.rand(cond.shape[0], 1, device=cond.device) < cfg.p_uncond

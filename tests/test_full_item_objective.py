@@ -96,7 +96,7 @@ def test_item_inputs_leave_the_times_out_of_the_encoder():
     assert not torch.allclose(cond, cond_later)
 
 
-@pytest.mark.parametrize("losses", ["all", "state"])
+@pytest.mark.parametrize("losses", ["all", "state", "user"])
 def test_state_losses_keep_the_denoisers_gradient_off_the_encoder(losses):
     batch = toy_rows(0, count=8)
     # No loss on the state itself and no ToI loss: only the denoiser's losses remain.
@@ -107,7 +107,17 @@ def test_state_losses_keep_the_denoisers_gradient_off_the_encoder(losses):
                        if p.grad is not None)  # fmt: skip
     denoiser_grad = sum(p.grad.abs().sum().item() for p in model.denoiser.parameters())
     assert denoiser_grad > 0
-    assert (encoder_grad == 0) == (losses == "state")
+    assert (encoder_grad == 0) == (losses != "all")
+
+
+def test_user_losses_put_the_cross_entropy_on_the_encoders_own_state():
+    batch = {**toy_rows(0, count=8), "items": toy_rows(0, count=8)["items"][:, -1:]}
+    batch["times"] = batch["times"][:, -1:]  # one slot: every slot trained is the last one
+    model = diffusion(encoder_losses="user", state_ce_weight=1.0, diffusion_slots="every").eval()
+    logits = model.user_state(batch) @ model.items.weight.T
+    logits[:, 0] = float("-inf")
+    expected = nn.functional.cross_entropy(logits, batch["target"])
+    assert model.loss(batch)[1]["state_ce"] == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_the_term_falls_on_a_learnable_toy_problem_and_ddim_ranks_the_target_first():
