@@ -84,7 +84,8 @@ class ModelConfig:
     # the ToI loss; the denoiser learns on a detached condition and cannot pull the encoder
     # away from ranking) or "user" (the cross-entropy moves from the condition g'_u to the
     # encoder's own state g_u, GRU4Rec's objective, and the fusion and denoiser learn on a
-    # detached g_u: the fusion's MLP no longer sits between the encoder and its ranking loss).
+    # detached g_u and item table: the encoder and table train as GRU4Rec's do, the ToI loss
+    # aside, and the fusion's MLP no longer sits between the encoder and its ranking loss).
     encoder_losses: str = "all"
     # Standard deviation of the item table at initialisation; 0 = the architecture's own
     # (N(0, 1) for the diffusion models, the scale of their noise; d^-0.5 for the classifiers).

@@ -39,13 +39,20 @@ def next_item_loss(
     sampled negative (SASRec's original).
     """
     if kind == "ce":
-        logits = states @ table.weight.T / temperature
-        logits[:, 0] = float("-inf")
-        return F.cross_entropy(logits, targets)
+        return full_softmax_loss(states, targets, table.weight, temperature)
     negatives = torch.randint(1, table.num_embeddings, targets.shape, device=targets.device)
     pos = (states * table(targets)).sum(-1)
     neg = (states * table(negatives)).sum(-1)
     return F.softplus(-pos).mean() + F.softplus(neg).mean()
+
+
+def full_softmax_loss(
+    states: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Softmax cross-entropy of states [N, d] over every item row of ``weight`` but padding."""
+    logits = states @ weight.T / temperature
+    logits[:, 0] = float("-inf")
+    return F.cross_entropy(logits, targets)
 
 
 def every_slot_loss(
@@ -180,7 +187,9 @@ class DiffusionRecommender(Recommender):
         drop = torch.rand(cond.shape[0], 1, device=cond.device) < cfg.p_uncond
         cond = torch.where(drop, self.denoiser.null_like(cond), cond)
 
-        positive = self.items(targets)
+        # With "user" losses the item table, like g_u, is GRU4Rec's: the denoiser reads it.
+        table = self.items.weight.detach() if detach_user else self.items.weight
+        positive = F.embedding(targets, table)
         negative = in_batch_negative_centroid(targets, positive)
         steps = self.diffusion.sample_steps(positive.shape[0], positive.device)
         noise = torch.randn_like(positive)
@@ -192,9 +201,7 @@ class DiffusionRecommender(Recommender):
         parts = {"ioi": float(l_ioi.detach())}
         noisy = steps >= cfg.ce_step_floor * cfg.diffusion_steps
         if cfg.ce_weight and noisy.any():
-            l_ce = next_item_loss(
-                pos_pred[noisy], targets[noisy], self.items, "ce", cfg.ce_temperature
-            )
+            l_ce = full_softmax_loss(pos_pred[noisy], targets[noisy], table, cfg.ce_temperature)
             l_ioi = l_ioi + cfg.ce_weight * l_ce
             parts["ce"] = float(l_ce.detach())
         if state_ce is not None:

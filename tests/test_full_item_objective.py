@@ -108,6 +108,9 @@ def test_state_losses_keep_the_denoisers_gradient_off_the_encoder(losses):
     denoiser_grad = sum(p.grad.abs().sum().item() for p in model.denoiser.parameters())
     assert denoiser_grad > 0
     assert (encoder_grad == 0) == (losses != "all")
+    table_grad = model.items.weight.grad
+    table_moved = table_grad is not None and bool(table_grad.abs().sum() > 0)
+    assert table_moved == (losses != "user")
 
 
 def test_user_losses_put_the_cross_entropy_on_the_encoders_own_state():
