@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Row, bindparam, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
@@ -106,6 +106,41 @@ def dialect_insert(conn: Connection, table: type) -> postgresql.Insert | sqlite.
     """An INSERT with the dialect's ON CONFLICT support (Postgres or SQLite)."""
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
     return module.insert(table)
+
+
+def insert_rows(
+    conn: Connection,
+    table: type,
+    rows: Sequence[Mapping[str, Any]],
+    finish: Callable[[Any], Any] = lambda insert: insert,
+) -> list[Row[Any]]:
+    """INSERT `rows` (dicts with the same keys) into `table`; `finish` adds the ON CONFLICT
+    and RETURNING clauses to the dialect's insert. Returns the rows RETURNING gave.
+
+    PostgreSQL: one statement for any number of rows, each column sent as one array and
+    unnested, so the statement's text (hence its compiled form, psycopg's conversion and
+    the server's prepared plan) is the same for every batch: a batch costs one round trip
+    and no per-row statement. The arrays are unnested in order, so rows given in key order
+    are locked in key order. SQLite: one executemany, which SQLAlchemy sends as multi-row
+    INSERTs under the bind-parameter limit.
+    """
+    if not rows:
+        return []
+    if conn.dialect.name != "postgresql":
+        result = conn.execute(finish(sqlite.insert(table)), list(rows))
+        return list(result) if result.returns_rows else []
+    columns = table.__table__.columns
+    names = list(rows[0])
+    arrays = [
+        bindparam(
+            f"{name}_values", [row[name] for row in rows], postgresql.ARRAY(columns[name].type)
+        )
+        for name in names
+    ]
+    source = func.unnest(*arrays).table_valued(*names).render_derived()
+    insert = postgresql.insert(table).from_select(names, select(*(source.c[n] for n in names)))
+    result = conn.execute(finish(insert))
+    return list(result) if result.returns_rows else []
 
 
 def chunks(rows: Sequence[T], params_per_row: int) -> Iterator[Sequence[T]]:
