@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
@@ -106,6 +116,73 @@ def dialect_insert(conn: Connection, table: type) -> postgresql.Insert | sqlite.
     """An INSERT with the dialect's ON CONFLICT support (Postgres or SQLite)."""
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
     return module.insert(table)
+
+
+def insert_rows(
+    conn: Connection,
+    table: type,
+    rows: Sequence[Mapping[str, Any]],
+    finish: Callable[[Any], Any] = lambda insert: insert,
+) -> list[Row[Any]]:
+    """INSERT `rows` (dicts with the same keys) into `table`; `finish` adds the ON CONFLICT
+    and RETURNING clauses to the dialect's insert. Returns the rows RETURNING gave.
+
+    PostgreSQL: one statement for any number of rows (`_unnested`), rows locked in the
+    order given. SQLite: one executemany, which SQLAlchemy sends as multi-row INSERTs under
+    the bind-parameter limit.
+    """
+    if not rows:
+        return []
+    if conn.dialect.name != "postgresql":
+        result = conn.execute(finish(sqlite.insert(table)), list(rows))
+        return list(result) if result.returns_rows else []
+    source = _unnested(table, rows)
+    names = list(rows[0])
+    insert = postgresql.insert(table).from_select(names, select(*(source.c[n] for n in names)))
+    result = conn.execute(finish(insert))
+    return list(result) if result.returns_rows else []
+
+
+def update_rows(conn: Connection, table: type, key: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Give each row of `table` whose `key` column equals a row's `key` that row's other
+    values (`rows`: dicts with the same keys). PostgreSQL: one UPDATE ... FROM unnest
+    (`_unnested`); SQLite: one executemany."""
+    if not rows:
+        return
+    columns = table.__table__.columns
+    names = [name for name in rows[0] if name != key]
+    if conn.dialect.name != "postgresql":
+        # Bound names must differ from the columns' own, which SQLAlchemy reserves.
+        stmt = (
+            update(table)
+            .where(columns[key] == bindparam(f"new_{key}"))
+            .values({name: bindparam(f"new_{name}") for name in names})
+        )
+        conn.execute(stmt, [{f"new_{name}": value for name, value in row.items()} for row in rows])
+        return
+    source = _unnested(table, rows)
+    conn.execute(
+        update(table)
+        .where(columns[key] == source.c[key])
+        .values({name: source.c[name] for name in names})
+    )
+
+
+def _unnested(table: type, rows: Sequence[Mapping[str, Any]]) -> Any:
+    """`rows` as a PostgreSQL table source: each column sent as one array, unnested side by
+    side. The statement's text, hence its compiled form, psycopg's conversion and the
+    server's prepared plan, is the same whatever the number of rows, so a batch costs one
+    round trip and no per-row statement. A function scan returns the arrays in order, so
+    rows given in key order are locked in key order."""
+    columns = table.__table__.columns
+    names = list(rows[0])
+    arrays = [
+        bindparam(
+            f"{name}_values", [row[name] for row in rows], postgresql.ARRAY(columns[name].type)
+        )
+        for name in names
+    ]
+    return func.unnest(*arrays).table_valued(*names).render_derived()
 
 
 def chunks(rows: Sequence[T], params_per_row: int) -> Iterator[Sequence[T]]:

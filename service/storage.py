@@ -11,11 +11,12 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, select
 
 from service.cache import CachedEvent
-from service.db import chunks, dialect_insert, read_tx, write_retrying
+from service.db import chunks, insert_rows, read_tx, write_retrying
 from service.ids import AUTO_EVENT_ID_PREFIX
 from service.models import Interaction, Item, User
 from service.push import outbox
@@ -98,28 +99,30 @@ def _ingest(
     for _, event in by_key.values():
         if event.user_id not in latest or event.ts > latest[event.user_id]:
             latest[event.user_id] = event.ts
-    users = dialect_insert(conn, User)
-    users = users.on_conflict_do_update(
-        index_elements=["id"],
-        set_={
-            "last_event_at": case(
-                (
-                    (User.last_event_at.is_(None))
-                    | (users.excluded.last_event_at > User.last_event_at),
-                    users.excluded.last_event_at,
-                ),
-                else_=User.last_event_at,
-            )
-        },
-    )
-    conn.execute(
-        users,
+
+    def upsert_users(insert: Any) -> Any:
+        newer = User.last_event_at.is_(None) | (insert.excluded.last_event_at > User.last_event_at)
+        return insert.on_conflict_do_update(
+            index_elements=["id"],
+            set_={
+                "last_event_at": case(
+                    (newer, insert.excluded.last_event_at), else_=User.last_event_at
+                )
+            },
+        )
+
+    insert_rows(
+        conn,
+        User,
         [{"id": u, "created_at": now, "last_event_at": latest[u]} for u in sorted(latest)],
+        upsert_users,
     )
     item_ids = sorted({event.item_id for _, event in by_key.values()})
-    conn.execute(
-        dialect_insert(conn, Item).on_conflict_do_nothing(index_elements=["id"]),
+    insert_rows(
+        conn,
+        Item,
         [{"id": i, "first_seen_at": now} for i in item_ids],
+        lambda insert: insert.on_conflict_do_nothing(index_elements=["id"]),
     )
 
     rows = [
@@ -132,15 +135,15 @@ def _ingest(
         }
         for key, (_, event) in sorted(by_key.items())
     ]
-    insert = dialect_insert(conn, Interaction)
-    inserted_by_key: dict[str, int] = {}
-    for chunk in chunks(rows, len(Interaction.__table__.columns)):
-        stmt = (
-            insert.values(list(chunk))
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(Interaction.id, Interaction.event_id)
-        )
-        inserted_by_key.update({key: db_id for db_id, key in conn.execute(stmt)})
+    inserted = insert_rows(
+        conn,
+        Interaction,
+        rows,
+        lambda insert: insert.on_conflict_do_nothing(index_elements=["event_id"]).returning(
+            Interaction.id, Interaction.event_id
+        ),
+    )
+    inserted_by_key = {key: db_id for db_id, key in inserted}
 
     already = [key for key in by_key if key not in inserted_by_key]
     if already:

@@ -15,33 +15,36 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, case, delete, func, or_, select, update
 
-from service.db import chunks, dialect_insert
+from service.db import insert_rows
 from service.models import PushOutbox
 
 
 def enqueue(conn: Connection, user_ids: Collection[str], now: datetime) -> None:
     """Mark these users for planning (one row per user, whatever the number of events)."""
-    insert = dialect_insert(conn, PushOutbox)
-    upsert = insert.on_conflict_do_update(
-        index_elements=["user_id"],
-        set_={
-            # Unclaimed: the row already waits with an older `queued_at`; nothing to change.
-            "requeued_at": case(
-                (
-                    PushOutbox.claimed_by.is_not(None),
-                    func.coalesce(PushOutbox.requeued_at, insert.excluded.queued_at),
-                ),
-                else_=None,
-            )
-        },
-    )
+
+    def upsert(insert: Any) -> Any:
+        return insert.on_conflict_do_update(
+            index_elements=["user_id"],
+            set_={
+                # Unclaimed: the row already waits with an older `queued_at`; nothing to
+                # change.
+                "requeued_at": case(
+                    (
+                        PushOutbox.claimed_by.is_not(None),
+                        func.coalesce(PushOutbox.requeued_at, insert.excluded.queued_at),
+                    ),
+                    else_=None,
+                )
+            },
+        )
+
     # Sorted, like the rest of ingestion, so overlapping batches lock rows in one order.
     rows = [{"user_id": user_id, "queued_at": now} for user_id in sorted(user_ids)]
-    for chunk in chunks(rows, 2):
-        conn.execute(upsert, list(chunk))
+    insert_rows(conn, PushOutbox, rows, upsert)
 
 
 def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: int) -> list[str]:

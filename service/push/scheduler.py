@@ -11,8 +11,6 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
-
 from model.predictor import NextTime
 from service.history import UserHistory
 from service.push import policy, store, timing
@@ -71,12 +69,7 @@ class PushScheduler:
             for user_id, history in histories.items()
         }
 
-        def write(conn: Connection) -> None:
-            # Sorted, so concurrent batches lock users in the same order.
-            for user_id in sorted(plans):
-                store.apply_plan(conn, user_id, plans[user_id], version, now)
-
-        store.write(ctx.engine, write)
+        store.write(ctx.engine, lambda conn: store.apply_plans(conn, plans, version, now))
         for user_plan in plans.values():
             if user_plan.skip is None:
                 ctx.metrics.push_scheduled.inc()

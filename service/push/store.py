@@ -8,7 +8,7 @@ number of dispatchers share the due pushes without waiting on each other.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Connection,
     Engine,
+    Row,
     RowMapping,
     and_,
     exists,
@@ -27,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
-from service.db import write_retrying
+from service.db import chunks, insert_rows, update_rows, write_retrying
 from service.models import Push, PushAttempt, PushStatus, User
 from service.push.policy import Plan
 
@@ -56,21 +57,55 @@ def lock_user(conn: Connection, user_id: str) -> UserState | None:
     return None if row is None else UserState(row.timezone, row.last_event_at)
 
 
-def apply_plan(
-    conn: Connection, user_id: str, plan: Plan, model_version: str | None, now: datetime
-) -> str:
-    """Make `plan` the user's push: update the pending one in place, or start a new one.
+def apply_plans(
+    conn: Connection, plans: Mapping[str, Plan], model_version: str | None, now: datetime
+) -> dict[str, str]:
+    """Make each user's plan their push: update their pending push in place, or start a new
+    one (cancelling, as superseded, a pending push that awaits a retry: its id may already
+    have reached the receiver). A fixed number of statements for any number of users.
 
-    Returns the id of the push that now carries the plan.
+    Returns, per user, the id of the push that now carries the plan.
     """
-    lock_user(conn, user_id)
-    pending = conn.execute(
-        select(Push.id, Push.attempts)
-        .where(Push.user_id == user_id, Push.status == PushStatus.PENDING)
-        .with_for_update()
-    ).first()
-    values: dict[str, Any] = {
-        "status": PushStatus.SKIPPED if plan.skip else PushStatus.PENDING,
+    users = sorted(plans)
+    # The users' rows first, in key order (as lock_user takes one), then their pending pushes.
+    for chunk in chunks(users, 1):
+        conn.execute(select(User.id).where(User.id.in_(chunk)).order_by(User.id).with_for_update())
+    pending: dict[str, Row[Any]] = {}
+    for chunk in chunks(users, 1):
+        found = conn.execute(
+            select(Push.user_id, Push.id, Push.attempts)
+            .where(Push.user_id.in_(chunk), Push.status == PushStatus.PENDING)
+            .order_by(Push.user_id)
+            .with_for_update()
+        )
+        pending.update((row.user_id, row) for row in found)
+    retried = [row.id for row in pending.values() if row.attempts > 0]
+    for chunk in chunks(retried, 1):
+        conn.execute(
+            update(Push)
+            .where(Push.id.in_(chunk))
+            .values(status=PushStatus.CANCELLED, reason=SUPERSEDED, updated_at=now)
+        )
+    carried = {user_id: row.id for user_id, row in pending.items() if row.attempts == 0}
+    started = {user_id: str(uuid.uuid4()) for user_id in users if user_id not in carried}
+    values = {user_id: _plan_values(plans[user_id], model_version, now) for user_id in users}
+    update_rows(conn, Push, "id", [{"id": carried[u], **values[u]} for u in sorted(carried)])
+    insert_rows(
+        conn,
+        Push,
+        [
+            {"id": started[u], "user_id": u, "attempts": 0, "created_at": now, **values[u]}
+            for u in sorted(started)
+        ],
+    )
+    return carried | started
+
+
+def _plan_values(plan: Plan, model_version: str | None, now: datetime) -> dict[str, Any]:
+    # Plain text for the status: a column sent as an array carries no enum type.
+    status = PushStatus.SKIPPED if plan.skip else PushStatus.PENDING
+    return {
+        "status": status.value,
         "due_at": plan.due_at,
         "predicted_at": plan.predicted_at,
         "p_return": plan.p_return,
@@ -79,22 +114,6 @@ def apply_plan(
         "model_version": model_version,
         "updated_at": now,
     }
-    if pending is not None and pending.attempts == 0:
-        conn.execute(update(Push).where(Push.id == pending.id).values(**values))
-        return pending.id
-    if pending is not None:
-        conn.execute(
-            update(Push)
-            .where(Push.id == pending.id)
-            .values(status=PushStatus.CANCELLED, reason=SUPERSEDED, updated_at=now)
-        )
-    push_id = str(uuid.uuid4())
-    conn.execute(
-        Push.__table__.insert().values(
-            id=push_id, user_id=user_id, attempts=0, created_at=now, **values
-        )
-    )
-    return push_id
 
 
 def claim(conn: Connection, owner: str, now: datetime, lease_s: float, limit: int) -> list[str]:

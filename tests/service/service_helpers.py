@@ -57,6 +57,29 @@ def row_count(settings: Settings, table: str) -> int:
     return count
 
 
+@dataclass(frozen=True)
+class Sent:
+    sql: str
+    many: bool
+    """Sent as an executemany (one call, one statement per parameter set)."""
+
+
+@contextmanager
+def statements(engine: sa.Engine) -> Iterator[list[Sent]]:
+    """Every statement `engine` sends inside the block."""
+    sent: list[Sent] = []
+
+    def record(_conn: object, _cursor: object, sql: str, _params: object, _ctx: object,
+               many: bool) -> None:  # fmt: skip
+        sent.append(Sent(sql, many))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
 def read_slice(path: Path) -> dict[str, list[tuple[str, float]]]:
     """user -> chronological (item, unix seconds)."""
     users: dict[str, list[tuple[str, float]]] = {}

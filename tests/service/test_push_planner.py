@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from push_helpers import PushEnv, push_env
-from service_helpers import Clock, Keys, event, read_slice, row_count
+from service_helpers import Clock, Keys, event, read_slice, row_count, statements
 
 from service.push import outbox
 from service.push.planner import PushPlanner
@@ -77,6 +77,42 @@ def test_ingestion_does_not_plan_and_the_planner_plans_the_batch_in_one_model_ca
     metrics = env.client.get("/metrics").text
     assert f"pasrec_push_planning_lag_seconds_count {len(USERS)}.0" in metrics
     assert env.planner.drain() == 0
+
+
+def test_a_round_stores_every_kind_of_plan_in_a_fixed_number_of_statements(
+    env: PushEnv, data_slice: Path
+) -> None:
+    # Thirty users, a third each: a first push, a pending push rescheduled in place, and a
+    # pending push awaiting a retry (its id may have reached the receiver: it is cancelled
+    # and a new push carries the plan). Per-user statements made planning cost three round
+    # trips per user, which competed with ingestion for the cores.
+    users = dict(list(read_slice(data_slice).items())[:30])
+    fresh, in_place, retried = (list(users)[n::3] for n in range(3))
+    post(env, {user: users[user][:5] for user in in_place + retried})
+    env.planner.drain()
+    before = {user: env.pending(user)["id"] for user in in_place + retried}
+    with env.ctx.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE pushes SET attempts = 1 WHERE user_id IN :users").bindparams(
+                sa.bindparam("users", expanding=True)
+            ),
+            {"users": retried},
+        )
+    post(env, {user: users[user][:8] for user in users})
+    with statements(env.ctx.engine) as sent:
+        assert env.planner.plan_batch() == len(users)
+    # Claim, read the histories, store the pushes, leave the outbox: about a dozen in all.
+    assert len([s for s in sent if not s.sql.startswith("BEGIN")]) <= 12
+    for user in in_place:
+        assert env.pending(user)["id"] == before[user]
+    for user in retried:
+        assert env.pending(user)["id"] != before[user]
+        old = env.push(before[user])
+        assert (old["status"], old["reason"]) == ("cancelled", "rescheduled")
+    for user in users:
+        pushes = env.pushes(user_id=user)
+        assert [p["status"] for p in pushes].count("pending") == 1
+        assert env.pending(user)["predicted_at"] is not None
 
 
 def test_an_event_during_planning_gets_the_user_planned_again(env: PushEnv, histories) -> None:
