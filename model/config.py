@@ -200,10 +200,12 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
     """The named methods of the paper as configurations of the shared parts."""
     presets: dict[str, dict[str, Any]] = {
         # The product's PASRec (docs/results/beauty_cpu_default/): the paper's time encoding
-        # and ToI module, with a GRU encoder, every slot trained, and full-item
-        # cross-entropies on the condition and on the noisy-step estimates of a residual MLP
-        # denoiser; its table at the classifiers' scale; DDIM over the noisy half, unguided.
+        # and ToI module, with a GRU encoder that reads the items and trains on GRU4Rec's
+        # cross-entropy (and the ToI loss), every slot trained, a residual MLP denoiser on the
+        # detached state with a full-item cross-entropy on its noisy-step estimates; its
+        # table at the classifiers' scale; a light fusion; DDIM over the noisy half, unguided.
         "pasrec": {"time_encoding": "rff", "toi": True, "encoder": "gru",
+                   "encoder_inputs": "item", "encoder_losses": "user", "gamma": 0.2,
                    "diffusion_slots": "every", "denoiser": "mlp", "ce_weight": 1.0,
                    "ce_step_floor": 0.5, "state_ce_weight": 1.0, "item_init_std": 0.0625,
                    "guidance": 0.0, "ddim_floor": 0.5, "ddim_steps": 10},
