@@ -79,8 +79,9 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     import sys
     from datetime import UTC, datetime
 
-    from service.db import make_engine
-    from service.push.requeue import dead_push_ids, requeue_many
+    from service.db import make_engine, read_tx
+    from service.push.requeue import requeue_many
+    from service.push.store import dead_push_ids
     from service.settings import Settings
 
     if bool(args.push_ids) == args.all_dead:
@@ -88,7 +89,10 @@ def cmd_requeue(args: argparse.Namespace) -> int:
         return 2
     engine = make_engine(Settings())
     try:
-        ids = args.push_ids or dead_push_ids(engine, args.user, args.limit)
+        ids = args.push_ids
+        if not ids:
+            with read_tx(engine) as conn:
+                ids = dead_push_ids(conn, args.user, args.limit)
         results = requeue_many(engine, ids, datetime.now(UTC))
     finally:
         engine.dispose()

@@ -1,7 +1,8 @@
 """All service configuration, read from `PASREC_*` environment variables (or a `.env` file).
 
 This is the only place the service reads its environment; every other module receives a
-`Settings` instance, so tests and the CLI can build one explicitly.
+`Settings` instance (push code only its `PushSettings` part), so tests and the CLI can build
+one explicitly.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import base64
 import binascii
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Scope = Literal["ingest", "read", "admin"]
@@ -30,110 +31,15 @@ class ConfiguredKey(BaseModel):
     key: str | None = Field(default=None, min_length=16)
 
 
-class Settings(BaseSettings):
-    """Service settings; each field maps to the environment variable `PASREC_<FIELD>`."""
+class PushSettings(BaseModel):
+    """The settings of active push (`service/push/`), the only ones push code receives.
 
-    # Errors name the setting but never echo its value: secrets and URLs with passwords
-    # would end up in logs.
-    model_config = SettingsConfigDict(
-        env_prefix="PASREC_",
-        env_file=".env",
-        extra="ignore",
-        use_attribute_docstrings=True,
-        hide_input_in_errors=True,
-    )
+    `Settings` inherits them, so they keep their `PASREC_PUSH_*` variables; declared here once,
+    with their checks, so push code depends on these fields and nothing else of the service.
+    """
 
-    # --- storage -------------------------------------------------------------------------
-    database_url: str | None = None
-    """SQLAlchemy URL of the system of record, e.g.
-    `postgresql+psycopg://user@host:5432/db`. Unset: SQLite in `sqlite_path`."""
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
-    sqlite_path: Path = Path("pasrec.db")
-    """File of the embedded SQLite database, used only when `database_url` is unset."""
-
-    redis_url: str | None = None
-    """Redis URL for the per-user history cache, e.g. `redis://127.0.0.1:6379/0`.
-    Unset: an in-process cache (fine for a single process)."""
-
-    redis_prefix: str = "pasrec:"
-    """Prefix of every Redis key the service writes, so several deployments (or test runs)
-    can share one Redis."""
-
-    cache_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
-    """Seconds a user's cached history lives in Redis after its last write."""
-
-    memory_cache_users: int = Field(default=100_000, gt=0)
-    """How many users the in-process cache keeps (least recently used are evicted)."""
-
-    auto_migrate: bool | None = None
-    """Upgrade the schema on start. Unset: only for the embedded SQLite default; a shared
-    database must be migrated explicitly with `pasrec migrate`."""
-
-    db_pool_size: int = Field(default=10, gt=0)
-    """Connections kept open per process (Postgres only)."""
-
-    # --- model ---------------------------------------------------------------------------
-    model_path: Path | None = None
-    """Checkpoint directory to serve. Unset: the service starts without a model and
-    `/readyz` reports not ready until `POST /v1/admin/model/reload` loads one."""
-
-    toi_model_path: Path | None = None
-    """A second checkpoint that answers every next-time question (decoded ToI, tpp
-    quantiles, return probability: `/toi`, `/recommend`'s next time, push scheduling) while
-    the items still come from `model_path`. For pairing the clock of one model with the
-    ranking of another when measured better. It must have a ToI module."""
-
-    model_dir: Path | None = None
-    """The directory inside which `POST /v1/admin/model/reload` may load a checkpoint named in
-    its body (`path`, `toi_path`; relative paths are read from here). Unset: a reload can only
-    load `model_path` and `toi_model_path` again."""
-
-    device: str = "auto"
-    """Torch device for inference: `auto` (CUDA when present), `cpu`, `cuda`, `cuda:1`, ..."""
-
-    batch_wait_ms: float = Field(default=3.0, ge=0, le=1000)
-    """How long the inference engine waits to gather concurrent requests into one batch."""
-
-    max_inference_batch: int = Field(default=64, gt=0)
-    """Most requests answered by one model call."""
-
-    # --- API -----------------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    """Address `pasrec serve` binds."""
-
-    port: int = Field(default=8000, ge=0, le=65535)
-    """Port `pasrec serve` binds (0: any free port)."""
-
-    max_batch_events: int = Field(default=1000, gt=0, le=20_000)
-    """Most events accepted in one `POST /v1/events` (at most 20,000: a batch is one
-    transaction and one request, and the tests prove the largest allowed one is stored)."""
-
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
-    """Largest request body accepted; larger ones get 413 before being read."""
-
-    max_future_skew_s: float = Field(default=300.0, ge=0)
-    """Events stamped more than this many seconds after the server's clock are rejected."""
-
-    max_k: int = Field(default=100, gt=0)
-    """Largest `k` accepted by `/v1/recommend`."""
-
-    default_k: int = Field(default=10, gt=0)
-    """`k` used when the request gives none."""
-
-    # --- auth ----------------------------------------------------------------------------
-    auth_enabled: bool = True
-    """Require API keys. Turning this off is logged loudly at start-up; never do it on a
-    reachable network."""
-
-    api_keys: list[ConfiguredKey] = Field(default_factory=list)
-    """Extra keys as JSON, e.g.
-    `[{"name": "ingestor", "scopes": ["ingest"], "sha256": "<hex of sha256(key)>"}]`."""
-
-    # --- logging -------------------------------------------------------------------------
-    log_level: str = "INFO"
-    """Python logging level of the service loggers."""
-
-    # --- active push (service/push/) -----------------------------------------------------
     push_webhook_url: str | None = None
     """Where pushes are POSTed. Unset: active push is off (nothing is scheduled or sent)."""
 
@@ -251,31 +157,11 @@ class Settings(BaseSettings):
     probability of being timely, i.e. of the user coming back within `push_target_window_s`
     of it, given not before it (`low_timely_probability`). 0: never skip."""
 
-    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
-    """Port on which `pasrec worker` serves Prometheus `/metrics`; unset: none."""
-
-    @field_validator("database_url")
-    @classmethod
-    def _empty_url_is_unset(cls, value: str | None) -> str | None:
-        # docker-compose passes unset variables as empty strings.
-        return value or None
-
-    @field_validator("model_dir", mode="before")
-    @classmethod
-    def _empty_dir_is_unset(cls, value: object) -> object:
-        return value or None
-
-    @field_validator("redis_url")
-    @classmethod
-    def _empty_redis_is_unset(cls, value: str | None) -> str | None:
-        return value or None
-
     @field_validator(
         "push_webhook_url",
         "push_webhook_secret",
         "push_quiet_start",
         "push_quiet_end",
-        "worker_metrics_port",
         mode="before",
     )
     @classmethod
@@ -299,7 +185,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _push_consistent(self) -> Settings:
+    def _push_consistent(self) -> Self:
         if self.push_webhook_url and self.push_webhook_secret is None:
             raise ValueError("push_webhook_url needs push_webhook_secret (whsec_<base64>)")
         if self.push_lease_s < 2 * self.push_webhook_timeout_s:
@@ -314,6 +200,139 @@ class Settings(BaseSettings):
     @property
     def push_enabled(self) -> bool:
         return self.push_webhook_url is not None
+
+
+class Settings(BaseSettings, PushSettings):
+    """Service settings; each field maps to the environment variable `PASREC_<FIELD>`.
+
+    The push fields come from `PushSettings`; `Settings` adds storage, model, API, auth,
+    logging and the worker's metrics port.
+    """
+
+    # Errors name the setting but never echo its value: secrets and URLs with passwords
+    # would end up in logs.
+    model_config = SettingsConfigDict(
+        env_prefix="PASREC_",
+        env_file=".env",
+        extra="ignore",
+        use_attribute_docstrings=True,
+        hide_input_in_errors=True,
+    )
+
+    # --- storage -------------------------------------------------------------------------
+    database_url: str | None = None
+    """SQLAlchemy URL of the system of record, e.g.
+    `postgresql+psycopg://user@host:5432/db`. Unset: SQLite in `sqlite_path`."""
+
+    sqlite_path: Path = Path("pasrec.db")
+    """File of the embedded SQLite database, used only when `database_url` is unset."""
+
+    redis_url: str | None = None
+    """Redis URL for the per-user history cache, e.g. `redis://127.0.0.1:6379/0`.
+    Unset: an in-process cache (fine for a single process)."""
+
+    redis_prefix: str = "pasrec:"
+    """Prefix of every Redis key the service writes, so several deployments (or test runs)
+    can share one Redis."""
+
+    cache_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    """Seconds a user's cached history lives in Redis after its last write."""
+
+    memory_cache_users: int = Field(default=100_000, gt=0)
+    """How many users the in-process cache keeps (least recently used are evicted)."""
+
+    auto_migrate: bool | None = None
+    """Upgrade the schema on start. Unset: only for the embedded SQLite default; a shared
+    database must be migrated explicitly with `pasrec migrate`."""
+
+    db_pool_size: int = Field(default=10, gt=0)
+    """Connections kept open per process (Postgres only)."""
+
+    # --- model ---------------------------------------------------------------------------
+    model_path: Path | None = None
+    """Checkpoint directory to serve. Unset: the service starts without a model and
+    `/readyz` reports not ready until `POST /v1/admin/model/reload` loads one."""
+
+    toi_model_path: Path | None = None
+    """A second checkpoint that answers every next-time question (decoded ToI, tpp
+    quantiles, return probability: `/toi`, `/recommend`'s next time, push scheduling) while
+    the items still come from `model_path`. For pairing the clock of one model with the
+    ranking of another when measured better. It must have a ToI module."""
+
+    model_dir: Path | None = None
+    """The directory inside which `POST /v1/admin/model/reload` may load a checkpoint named in
+    its body (`path`, `toi_path`; relative paths are read from here). Unset: a reload can only
+    load `model_path` and `toi_model_path` again."""
+
+    device: str = "auto"
+    """Torch device for inference: `auto` (CUDA when present), `cpu`, `cuda`, `cuda:1`, ..."""
+
+    batch_wait_ms: float = Field(default=3.0, ge=0, le=1000)
+    """How long the inference engine waits to gather concurrent requests into one batch."""
+
+    max_inference_batch: int = Field(default=64, gt=0)
+    """Most requests answered by one model call."""
+
+    # --- API -----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    """Address `pasrec serve` binds."""
+
+    port: int = Field(default=8000, ge=0, le=65535)
+    """Port `pasrec serve` binds (0: any free port)."""
+
+    max_batch_events: int = Field(default=1000, gt=0, le=20_000)
+    """Most events accepted in one `POST /v1/events` (at most 20,000: a batch is one
+    transaction and one request, and the tests prove the largest allowed one is stored)."""
+
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    """Largest request body accepted; larger ones get 413 before being read."""
+
+    max_future_skew_s: float = Field(default=300.0, ge=0)
+    """Events stamped more than this many seconds after the server's clock are rejected."""
+
+    max_k: int = Field(default=100, gt=0)
+    """Largest `k` accepted by `/v1/recommend`."""
+
+    default_k: int = Field(default=10, gt=0)
+    """`k` used when the request gives none."""
+
+    # --- auth ----------------------------------------------------------------------------
+    auth_enabled: bool = True
+    """Require API keys. Turning this off is logged loudly at start-up; never do it on a
+    reachable network."""
+
+    api_keys: list[ConfiguredKey] = Field(default_factory=list)
+    """Extra keys as JSON, e.g.
+    `[{"name": "ingestor", "scopes": ["ingest"], "sha256": "<hex of sha256(key)>"}]`."""
+
+    # --- logging -------------------------------------------------------------------------
+    log_level: str = "INFO"
+    """Python logging level of the service loggers."""
+
+    # --- worker --------------------------------------------------------------------------
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port on which `pasrec worker` serves Prometheus `/metrics`; unset: none."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _empty_url_is_unset(cls, value: str | None) -> str | None:
+        # docker-compose passes unset variables as empty strings.
+        return value or None
+
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_unset(cls, value: object) -> object:
+        return value or None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _empty_redis_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("worker_metrics_port", mode="before")
+    @classmethod
+    def _empty_port_is_unset(cls, value: object) -> object:
+        return value or None
 
     @property
     def effective_database_url(self) -> str:

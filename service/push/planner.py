@@ -10,26 +10,27 @@ wherever dispatchers run (an APScheduler job of `pasrec serve` and `pasrec worke
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from service.push import outbox, store
-from service.push.dispatcher import new_worker_id
+from service.push.parts import PushParts
 from service.push.scheduler import PushScheduler
-
-if TYPE_CHECKING:
-    from service.context import ServiceContext
-
-log = logging.getLogger(__name__)
+from service.push.worker_id import new_worker_id
 
 
 class PushPlanner:
-    def __init__(self, ctx: ServiceContext, worker_id: str | None = None) -> None:
-        if not ctx.settings.push_enabled:
+    def __init__(self, parts: PushParts, worker_id: str | None = None) -> None:
+        settings = parts.settings
+        if not settings.push_enabled:
             raise ValueError("active push is off: set PASREC_PUSH_WEBHOOK_URL and _SECRET")
-        self._ctx = ctx
-        self._scheduler = PushScheduler(ctx)
+        self._engine = parts.engine
+        self._clock = parts.clock
+        self._metrics = parts.metrics
+        self._batch_users = settings.push_plan_batch_users
+        self._lease_s = settings.push_plan_lease_s
+        self._scheduler = PushScheduler(
+            parts.engine, settings, parts.inference, parts.metrics, parts.history_length
+        )
         self.worker_id = worker_id or new_worker_id()
 
     def plan_batch(self, now: datetime | None = None) -> int:
@@ -39,26 +40,23 @@ class PushPlanner:
         A failure gives the claimed users back before it is raised, so the next round (or
         another planner) plans them.
         """
-        ctx, settings = self._ctx, self._ctx.settings
-        now = ctx.clock() if now is None else now
+        engine = self._engine
+        now = self._clock() if now is None else now
         users = store.write(
-            ctx.engine,
-            lambda conn: outbox.claim(
-                conn, self.worker_id, now, settings.push_plan_lease_s,
-                settings.push_plan_batch_users,
-            ),
-        )  # fmt: skip
+            engine,
+            lambda conn: outbox.claim(conn, self.worker_id, now, self._lease_s, self._batch_users),
+        )
         if not users:
             return 0
         try:
             self._scheduler.schedule(users, now)
         except Exception:
-            store.write(ctx.engine, lambda conn: outbox.release(conn, self.worker_id, users))
+            store.write(engine, lambda conn: outbox.release(conn, self.worker_id, users))
             raise
-        queued = store.write(ctx.engine, lambda conn: outbox.finish(conn, self.worker_id, users))
-        done = ctx.clock()
+        queued = store.write(engine, lambda conn: outbox.finish(conn, self.worker_id, users))
+        done = self._clock()
         for queued_at in queued:
-            ctx.metrics.push_planning_lag.observe(max((done - queued_at).total_seconds(), 0.0))
+            self._metrics.push_planning_lag.observe(max((done - queued_at).total_seconds(), 0.0))
         return len(users)
 
     def drain(self, now: datetime | None = None) -> int:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from model.predictor import NextTime
-from service.settings import Settings
+from service.settings import PushSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Plan:
 
 
 def plan(
-    settings: Settings, now: datetime, last_event: datetime, next_time: NextTime | None
+    settings: PushSettings, now: datetime, last_event: datetime, next_time: NextTime | None
 ) -> Plan:
     """Due time of the user's push: the predicted ToI, or the fallback delay without one.
 
@@ -84,7 +84,7 @@ def return_probability(next_time: NextTime, horizon_s: float) -> float | None:
 
 
 def blocking_reason(
-    settings: Settings,
+    settings: PushSettings,
     now: datetime,
     last_event_at: datetime | None,
     last_delivered_at: datetime | None,
@@ -106,7 +106,7 @@ def blocking_reason(
     return None
 
 
-def user_zone(settings: Settings, name: str | None) -> ZoneInfo:
+def user_zone(settings: PushSettings, name: str | None) -> ZoneInfo:
     if name:
         try:
             return ZoneInfo(name)
@@ -115,7 +115,7 @@ def user_zone(settings: Settings, name: str | None) -> ZoneInfo:
     return ZoneInfo(settings.default_timezone)
 
 
-def quiet_until(settings: Settings, now: datetime, zone: ZoneInfo) -> datetime | None:
+def quiet_until(settings: PushSettings, now: datetime, zone: ZoneInfo) -> datetime | None:
     """The end of the quiet hours (UTC) when `now` falls inside them in `zone`, else None."""
     start, end = settings.push_quiet_start, settings.push_quiet_end
     if start is None or end is None or start == end:

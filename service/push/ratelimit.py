@@ -15,8 +15,6 @@ from typing import Protocol
 
 import redis
 
-from service.settings import Settings
-
 log = logging.getLogger(__name__)
 
 
@@ -81,11 +79,11 @@ class RedisRateLimiter:
         self._client.close()
 
 
-def make_rate_limiter(settings: Settings) -> RateLimiter:
-    if settings.push_rate_limit_per_s == 0:
+def make_rate_limiter(per_second: int, redis_url: str | None, redis_prefix: str) -> RateLimiter:
+    """The limiter for `push_rate_limit_per_s` (0: none), shared through the service's Redis
+    when it has one."""
+    if per_second == 0:
         return Unlimited()
-    if settings.redis_url is None:
-        return MemoryRateLimiter(settings.push_rate_limit_per_s)
-    return RedisRateLimiter(
-        settings.redis_url, settings.redis_prefix, settings.push_rate_limit_per_s
-    )
+    if redis_url is None:
+        return MemoryRateLimiter(per_second)
+    return RedisRateLimiter(redis_url, redis_prefix, per_second)

@@ -1,4 +1,5 @@
-"""Requeueing dead pushes once their receiver is back (the API endpoint and `pasrec requeue`).
+"""Requeueing dead pushes once their receiver is back (the API endpoint and `pasrec requeue`):
+what may be requeued and why not; the queries are the store's.
 
 A requeued push keeps its id, so the receiver still deduplicates on `webhook-id` whatever an
 earlier attempt may have got through; it is due at once, gets a fresh attempt budget, and is
@@ -12,9 +13,9 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine
 
-from service.models import Push, PushStatus
+from service.models import PushStatus
 from service.push import store
 
 REQUEUED = "requeued"
@@ -45,12 +46,12 @@ _QUEUED = {PushStatus.PENDING, PushStatus.DELIVERING}
 
 def requeue(conn: Connection, push_id: str, now: datetime) -> Result:
     """Put one dead push back in the queue, due at `now`."""
-    user_id = conn.execute(select(Push.user_id).where(Push.id == push_id)).scalar_one_or_none()
+    user_id = store.user_of(conn, push_id)
     if user_id is None:
         return Result(push_id, Outcome.NOT_FOUND, f"no push with id {push_id!r}")
     # The user's row lock serialises this with scheduling, which keeps one pending push per user.
     store.lock_user(conn, user_id)
-    status = conn.execute(select(Push.status).where(Push.id == push_id)).scalar_one()
+    status = store.status_of(conn, push_id)
     if status in _QUEUED:
         return Result(push_id, Outcome.ALREADY_QUEUED, f"push {push_id!r} is already {status}")
     if status != PushStatus.DEAD:
@@ -59,9 +60,7 @@ def requeue(conn: Connection, push_id: str, now: datetime) -> Result:
             Outcome.NOT_DEAD,
             f"push {push_id!r} is {status}; only a dead push can be requeued",
         )
-    other = conn.execute(
-        select(Push.id).where(Push.user_id == user_id, Push.status == PushStatus.PENDING)
-    ).scalar_one_or_none()
+    other = store.other_pending(conn, user_id, push_id)
     if other is not None:
         return Result(
             push_id,
@@ -69,36 +68,10 @@ def requeue(conn: Connection, push_id: str, now: datetime) -> Result:
             f"user {user_id!r} already has pending push {other!r}, which will carry the latest "
             "recommendations; a user has one pending push at a time",
         )
-    conn.execute(
-        update(Push)
-        .where(Push.id == push_id)
-        .values(
-            status=PushStatus.PENDING,
-            due_at=now,
-            reason=REQUEUED,
-            attempts_before_requeue=Push.attempts,
-            lease_owner=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-    )
+    store.requeue(conn, push_id, now, REQUEUED)
     return Result(push_id, Outcome.REQUEUED, f"push {push_id!r} requeued, due {now.isoformat()}")
 
 
 def requeue_many(engine: Engine, push_ids: list[str], now: datetime) -> list[Result]:
     """Requeue each push in its own transaction, so one refusal does not undo the others."""
     return [store.write(engine, lambda conn, p=p: requeue(conn, p, now)) for p in push_ids]
-
-
-def dead_push_ids(engine: Engine, user_id: str | None, limit: int) -> list[str]:
-    """The dead pushes (of one user, or all), oldest first."""
-    stmt = (
-        select(Push.id)
-        .where(Push.status == PushStatus.DEAD)
-        .order_by(Push.created_at, Push.id)
-        .limit(limit)
-    )
-    if user_id is not None:
-        stmt = stmt.where(Push.user_id == user_id)
-    with engine.connect() as conn:
-        return list(conn.execute(stmt).scalars())

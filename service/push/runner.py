@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from service.push.dispatcher import Dispatcher
+from service.push.parts import PushParts
 from service.push.planner import PushPlanner
-
-if TYPE_CHECKING:
-    from service.context import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -21,16 +18,16 @@ class DispatchLoop:
     """Background APScheduler jobs: one drains due pushes every `push_poll_interval_s`, the
     other plans the pushes of users with new events every `push_plan_interval_s`."""
 
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.dispatcher = Dispatcher(ctx)
-        self.planner = PushPlanner(ctx, self.dispatcher.worker_id)
+    def __init__(self, parts: PushParts) -> None:
+        self.dispatcher = Dispatcher(parts)
+        self.planner = PushPlanner(parts, self.dispatcher.worker_id)
         self._stopping = False
         # APScheduler logs every run at INFO: once a second per process says nothing useful.
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         self._scheduler = BackgroundScheduler(timezone="UTC")
         jobs = (
-            (self._drain, ctx.settings.push_poll_interval_s, "push-dispatch"),
-            (self._plan, ctx.settings.push_plan_interval_s, "push-plan"),
+            (self._drain, parts.settings.push_poll_interval_s, "push-dispatch"),
+            (self._plan, parts.settings.push_plan_interval_s, "push-plan"),
         )
         for job, seconds, name in jobs:
             # One run at a time; a run that overlaps the next tick absorbs it.

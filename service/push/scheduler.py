@@ -7,36 +7,48 @@ outbox, off the ingestion request: one batched model call for the whole batch.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
 
 from model.predictor import NextTime
 from service.history import UserHistory
+from service.inference import InferenceEngine
+from service.metrics import Metrics
 from service.push import policy, store, timing
+from service.settings import PushSettings
 from service.storage import read_recent
-
-if TYPE_CHECKING:
-    from service.context import ServiceContext
 
 
 class PushScheduler:
-    def __init__(self, ctx: ServiceContext) -> None:
-        self._ctx = ctx
+    def __init__(
+        self,
+        engine: Engine,
+        settings: PushSettings,
+        inference: InferenceEngine,
+        metrics: Metrics,
+        history_length: Callable[[], int],
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._inference = inference
+        self._metrics = metrics
+        self._history_length = history_length
 
     def schedule(self, user_ids: Collection[str], now: datetime) -> dict[str, policy.Plan]:
         """Plan and store each user's push; returns the plans by user."""
-        ctx, settings = self._ctx, self._ctx.settings
+        settings, inference = self._settings, self._inference
         # From the database, not the cache: another process's ingestion updates the cache
         # only after its commit, so the cache may still lack the very events being planned.
         # Planning reads no seen items.
         histories = {
             user_id: UserHistory(events, frozenset())
             for user_id, events in read_recent(
-                ctx.engine, sorted(user_ids), ctx.history_length()
+                self._engine, sorted(user_ids), self._history_length()
             ).items()
         }
-        predictor = ctx.inference.current.predictor if ctx.inference.ready else None
+        predictor = inference.current.predictor if inference.ready else None
         version = None if predictor is None else predictor.version
         eligible = (
             []
@@ -54,7 +66,7 @@ class PushScheduler:
             and predictor.has_toi
             and settings.push_timing in timing.MODEL_TIMINGS
         ):
-            scored = ctx.inference.next_times([histories[u].pairs() for u in eligible])
+            scored = inference.next_times([histories[u].pairs() for u in eligible])
             predicted = {u: s.next_time for u, s in zip(eligible, scored, strict=True)}
         # The timing strategy (service/push/timing.py) turns the prediction into a due time;
         # every strategy then goes through the same policy.
@@ -69,12 +81,12 @@ class PushScheduler:
             for user_id, history in histories.items()
         }
 
-        store.write(ctx.engine, lambda conn: store.apply_plans(conn, plans, version, now))
+        store.write(self._engine, lambda conn: store.apply_plans(conn, plans, version, now))
         for user_plan in plans.values():
             if user_plan.skip is None:
-                ctx.metrics.push_scheduled.inc()
+                self._metrics.push_scheduled.inc()
             else:
-                ctx.metrics.push_skipped.labels(user_plan.skip).inc()
+                self._metrics.push_skipped.labels(user_plan.skip).inc()
         return plans
 
 

@@ -1,4 +1,6 @@
-"""Queries on `pushes` and `push_attempts` shared by the scheduler, dispatcher and API.
+"""Every query on `pushes` and `push_attempts`: the one owner of those tables' SQL, shared by
+the scheduler, the dispatcher, requeueing and the API (the push outbox has its own owner,
+`outbox.py`).
 
 Per-user changes lock the user's row first (Postgres), so the scheduler and dispatchers never
 race to hold two pending pushes for one user; claims take push rows with SKIP LOCKED, so any
@@ -249,6 +251,64 @@ def finish(conn: Connection, push_id: str, owner: str, now: datetime, **values: 
     return result.rowcount == 1
 
 
+def start_attempt(
+    conn: Connection,
+    push_id: str,
+    owner: str,
+    attempt: int,
+    payload: dict[str, Any],
+    now: datetime,
+    lease_s: float,
+) -> bool:
+    """Record attempt number `attempt` of a claimed push as started, with the body it sends,
+    and renew the lease from `now`; False when the lease was lost meanwhile."""
+    # Renewed only while it still holds, which gives every attempt a full lease however long
+    # the claimed batch took to reach it.
+    renewed = conn.execute(
+        update(Push)
+        .where(owned(push_id, owner), Push.lease_expires_at > now)
+        .values(
+            attempts=attempt,
+            payload=payload,
+            model_version=payload["data"]["model_version"],
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            updated_at=now,
+        )
+    )
+    if renewed.rowcount != 1:
+        return False
+    conn.execute(
+        PushAttempt.__table__.insert().values(
+            push_id=push_id, attempt=attempt, worker=owner, started_at=now
+        )
+    )
+    return True
+
+
+def end_attempt(
+    conn: Connection,
+    push_id: str,
+    attempt: int,
+    done: datetime,
+    outcome: str,
+    status_code: int | None,
+    latency_ms: float | None,
+    error: str | None,
+) -> None:
+    """Record how attempt number `attempt` ended."""
+    conn.execute(
+        update(PushAttempt)
+        .where(PushAttempt.push_id == push_id, PushAttempt.attempt == attempt)
+        .values(
+            finished_at=done,
+            status_code=status_code,
+            latency_ms=latency_ms,
+            outcome=outcome,
+            error=error,
+        )
+    )
+
+
 def back_to_pending(
     conn: Connection,
     push_id: str,
@@ -264,14 +324,18 @@ def back_to_pending(
     is cancelled as superseded (a user has at most one pending push).
     """
     lock_user(conn, user_id)
-    newer = conn.execute(
+    if other_pending(conn, user_id, push_id) is not None:
+        return finish(conn, push_id, owner, now, status=PushStatus.CANCELLED, reason=SUPERSEDED)
+    return finish(conn, push_id, owner, now, status=PushStatus.PENDING, due_at=due, reason=reason)
+
+
+def other_pending(conn: Connection, user_id: str, push_id: str) -> str | None:
+    """The user's pending push other than `push_id` (a user has at most one), or None."""
+    return conn.execute(
         select(Push.id).where(
             Push.user_id == user_id, Push.status == PushStatus.PENDING, Push.id != push_id
         )
-    ).first()
-    if newer is not None:
-        return finish(conn, push_id, owner, now, status=PushStatus.CANCELLED, reason=SUPERSEDED)
-    return finish(conn, push_id, owner, now, status=PushStatus.PENDING, due_at=due, reason=reason)
+    ).scalar_one_or_none()
 
 
 CANCELLED_BY_API = "cancelled"
@@ -313,3 +377,42 @@ def cancel(conn: Connection, push_id: str, now: datetime) -> str | None:
     if done.rowcount == 1:
         return PushStatus.PENDING
     return conn.execute(select(Push.status).where(Push.id == push_id)).scalar_one_or_none()
+
+
+def user_of(conn: Connection, push_id: str) -> str | None:
+    """The user a push is for, or None for an unknown id."""
+    return conn.execute(select(Push.user_id).where(Push.id == push_id)).scalar_one_or_none()
+
+
+def status_of(conn: Connection, push_id: str) -> str:
+    return conn.execute(select(Push.status).where(Push.id == push_id)).scalar_one()
+
+
+def requeue(conn: Connection, push_id: str, now: datetime, reason: str) -> None:
+    """Put a push back in the queue, due at `now`, with a fresh attempt budget."""
+    conn.execute(
+        update(Push)
+        .where(Push.id == push_id)
+        .values(
+            status=PushStatus.PENDING,
+            due_at=now,
+            reason=reason,
+            attempts_before_requeue=Push.attempts,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+
+
+def dead_push_ids(conn: Connection, user_id: str | None, limit: int) -> list[str]:
+    """The dead pushes (of one user, or all), oldest first."""
+    stmt = (
+        select(Push.id)
+        .where(Push.status == PushStatus.DEAD)
+        .order_by(Push.created_at, Push.id)
+        .limit(limit)
+    )
+    if user_id is not None:
+        stmt = stmt.where(Push.user_id == user_id)
+    return list(conn.execute(stmt).scalars())

@@ -26,7 +26,7 @@ from typing import Literal
 from model.predictor import NextTime
 from model.tpp import median_gap
 from service.history import UserHistory
-from service.settings import Settings
+from service.settings import PushSettings
 
 Timing = Literal["toi", "tpp_median", "tpp_window", "fixed", "user_median"]
 TIMINGS: tuple[Timing, ...] = ("toi", "tpp_median", "tpp_window", "fixed", "user_median")
@@ -35,7 +35,7 @@ MODEL_TIMINGS: tuple[Timing, ...] = ("toi", "tpp_median", "tpp_window")
 
 
 def next_time(
-    settings: Settings, history: UserHistory, predicted: NextTime | None, eligible: bool
+    settings: PushSettings, history: UserHistory, predicted: NextTime | None, eligible: bool
 ) -> NextTime | None:
     """The time the strategy picks; `eligible` says the user has enough history for one."""
     strategy = settings.push_timing
