@@ -14,7 +14,7 @@ from cli.errors import report_errors
 from cli.help_text import HelpFormatter, package_version
 from cli.options import add_options
 from cli.train_command import add_train_command, data_options
-from model.config import MODEL_NAMES
+from model.config import DIFFUSION_SLOTS, MODEL_NAMES
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -51,20 +51,22 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         baseline_hidden=args.baseline_hidden, epochs=args.epochs, max_minutes=args.max_minutes,
         diffusion_slots=args.diffusion_slots,
         objective=args.objective,
-        extra=[flag for name in ("lr", "patience") if getattr(args, name) is not None
-               for flag in ("--" + name, str(getattr(args, name)))],
+        train_overrides={name: getattr(args, name) for name in ("lr", "patience")
+                         if getattr(args, name) is not None},
     )
     print(reproduce(spec))
     return 0
 
 
 def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
+    from training.job import SPLITS
+
     rep = sub.add_parser("reproduce", help="run the paper's comparison grid and write its table")
     rep.add_argument(
         "--table", choices=("3", "4", "6", "7"), default="3",
         help="3 = methods on LOO, 4 = methods on 8:1:1, 6 = time encodings, 7 = ablation",
     )  # fmt: skip
-    rep.add_argument("--split", choices=("loo", "811"), help="tables 6 and 7: which half (loo)")
+    rep.add_argument("--split", choices=SPLITS, help="tables 6 and 7: which half (loo)")
     rep.add_argument("--data", required=True, help="data file or directory")
     rep.add_argument("--name", default="Beauty", help="data set name (selects tuned settings)")
     rep.add_argument("--methods", nargs="+", choices=MODEL_NAMES, help="tables 3 and 4",
@@ -81,7 +83,7 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--patience", type=int, help="early-stopping patience (default: train's)")
     rep.add_argument(
         "--diffusion-slots",
-        choices=("last", "every"),
+        choices=DIFFUSION_SLOTS,
         help="slots every diffusion model trains on (default: each preset's own)",
     )
     rep.add_argument(

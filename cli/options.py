@@ -23,7 +23,6 @@ def add_options(
         flag = "--" + (f.metadata["flag"] or f.name.replace("_", "-"))
         kind = value_type(hints[f.name])
         if kind is bool:
-            # A switch that flips the field's default.
             action = "store_false" if f.default else "store_true"
             parser.add_argument(flag, dest=f.name, action=action, help=f.metadata["help"])
             continue

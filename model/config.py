@@ -45,9 +45,7 @@ class ModelConfig:
         "position", help="how timestamps enter the encoder", choices=TIME_ENCODINGS
     )
     gaussian_sigma: float = option(0.05, help="width of the gaussian time encoding")
-    rff_sigma: float = option(
-        1.0, help="scale of the random Fourier features time encoding"
-    )
+    rff_sigma: float = option(1.0, help="scale of the random Fourier features time encoding")
     sinusoid_base: float = 10000.0
     toi: bool = False
     toi_head: str = option(
@@ -88,13 +86,9 @@ class ModelConfig:
     lam: float = option(
         0.4, help="PreferDiff lambda: reconstruction loss against the in-batch BPR loss"
     )
-    guidance: float = option(
-        8.0, help="classifier-free guidance weight w of the DDIM sampler"
-    )
+    guidance: float = option(8.0, help="classifier-free guidance weight w of the DDIM sampler")
     bpr_scale: float = 5.0
-    recon_loss: str = option(
-        "cosine", help="diffusion reconstruction loss", choices=RECON_LOSSES
-    )
+    recon_loss: str = option("cosine", help="diffusion reconstruction loss", choices=RECON_LOSSES)
     # Weight of a softmax cross-entropy over every item on the denoised estimate (logits =
     # x0_hat . item table), added to the IoI loss. PreferDiff's objective sees one in-batch
     # centroid as its only negative; the full softmax ranks the target against all items, the
@@ -102,9 +96,7 @@ class ModelConfig:
     ce_weight: float = option(
         0.0, help="weight of the full-item cross-entropy on the denoised estimate"
     )
-    ce_temperature: float = option(
-        1.0, help="the cross-entropy's logits are x0_hat . E / this"
-    )
+    ce_temperature: float = option(1.0, help="the cross-entropy's logits are x0_hat . E / this")
     # The cross-entropy on the denoised estimate counts only at diffusion steps >= this share
     # of T. At low noise the estimate can copy the visible target out of x_t, and a softmax
     # over the items then rewards a table that is easy to copy (memorisation); from T/2 on

@@ -25,12 +25,8 @@ class DataOptions:
 
     path: str = option(help="data file or directory", flag="data")
     format: str | None = option(None, help="override format detection", choices=FORMATS)
-    name: str | None = option(
-        None, help="data set name (selects <name>_item.txt in Amazon dirs)"
-    )
-    split: str = option(
-        "loo", help="leave-one-out per user, or users split 8:1:1", choices=SPLITS
-    )
+    name: str | None = option(None, help="data set name (selects <name>_item.txt in Amazon dirs)")
+    split: str = option("loo", help="leave-one-out per user, or users split 8:1:1", choices=SPLITS)
     k_core: int = option(5, help="iteratively drop users and items with fewer events")
     truncate: int | None = option(
         None, help="keep each user's last N interactions (the paper: history length + 1)"
@@ -101,5 +97,8 @@ class TrainJob:
     @classmethod
     def from_json(cls, text: str) -> TrainJob:
         raw = json.loads(text)
-        return cls(**{**raw, "data": DataOptions(**raw["data"]),
-                      "train": TrainConfig(**raw["train"])})  # fmt: skip
+        try:
+            return cls(**{**raw, "data": DataOptions(**raw["data"]),
+                          "train": TrainConfig(**raw.get("train", {}))})  # fmt: skip
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"not a training job ({type(err).__name__}: {err})") from err
