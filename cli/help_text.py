@@ -35,11 +35,12 @@ WORKER_SETTINGS = (
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Adds "(default: X)" to an option's help, except where there is nothing to show (no
-    default, a flag that is off): "(default: None)" would read as a value. Descriptions and
-    epilogs keep their line breaks, so a list of settings stays a list."""
+    default, a switch): "(default: None)" would read as a value, and a switch's help says what
+    giving it does. Descriptions and epilogs keep their line breaks, so a list of settings
+    stays a list."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False:
+        if action.default is None or action.nargs == 0:
             return action.help
         return super()._get_help_string(action)
 

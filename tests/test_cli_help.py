@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import MISSING
 from importlib.metadata import version
 from pathlib import Path
 
@@ -15,7 +16,10 @@ import pytest
 
 from cli.help_text import SERVE_SETTINGS, WORKER_SETTINGS
 from cli.main import build_parser, main
+from model.config import ModelConfig
+from model.options import option_fields
 from service.settings import Settings
+from training.job import DataOptions, TrainConfig
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -47,6 +51,29 @@ def test_train_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
         "--model preset's; else 256)" in text  # fmt: skip
     # Options without a value to show get no "(default: None)" / "(default: False)".
     assert "(default: None)" not in text and "(default: False)" not in text
+
+
+@pytest.mark.parametrize("cls", [DataOptions, ModelConfig, TrainConfig])
+def test_every_option_field_is_a_train_option_with_its_default(
+    cls: type, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping: textwrap also breaks at hyphens
+    text = " ".join(help_of("train", capsys).split())
+    actions = {a.dest: a for a in subcommands()["train"]._actions}
+    for field in option_fields(cls):
+        action = actions[field.name]
+        assert action.choices == field.metadata["choices"], field.name
+        helped = " ".join(field.metadata["help"].split())
+        if cls is ModelConfig:  # unset, the --model preset's value applies
+            assert action.default is None
+            helped += f" (default: the --model preset's; else {field.default})"
+        elif field.default is not None and field.default is not MISSING and not isinstance(
+            field.default, bool
+        ):  # a value to show: not for a switch, an unset option or --data (required)
+            assert action.default == field.default and not action.required
+            helped += f" (default: {field.default})"
+        assert helped in text, field.name
+    assert actions["path"].required and "--data DATA" in text
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""``pasrec reproduce``: the grid's commands, its Markdown table, and resuming a broken grid."""
+"""``pasrec reproduce``: the grid's cells, its Markdown table, and resuming a broken grid."""
 
 import gzip
 import json
@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 from data_sources import reference_data
 
-from cli.main import main
+from cli.main import build_parser, main
+from cli.train_command import train_job
+from model.config import preset, product_objective
 from training.reproduce import (
     GridSpec,
     Row,
+    cell_job,
     markdown_table,
     rows,
-    train_command,
     validation_curves,
 )
 
@@ -27,82 +29,108 @@ def spec(tmp_path: Path, **kw) -> GridSpec:
     return GridSpec(**{**values, **kw})
 
 
-def flag(cmd: list[str], name: str) -> str | None:
-    return cmd[cmd.index(name) + 1] if name in cmd else None
+def model_values(grid: GridSpec, row: Row) -> dict:
+    """The ``ModelConfig`` values a cell sets over its preset."""
+    return cell_job(grid, row, 0).model_overrides
 
 
 def test_new_baselines_get_the_baseline_size_and_no_preferdiff_tuning(tmp_path):
     for method in ("bert4rec", "tisasrec", "meantime", "diffurec"):
-        cmd = train_command(spec(tmp_path), Row(method, method), 0)
-        assert flag(cmd, "--model") == method and flag(cmd, "--hidden") == "64"
-        assert flag(cmd, "--guidance") is None and flag(cmd, "--lam") is None
-    assert flag(train_command(spec(tmp_path), Row("diffurec", "diffurec"), 0),
-                "--valid-limit") == "4096"  # fmt: skip
-    assert flag(train_command(spec(tmp_path), Row("pasrec", "pasrec"), 0), "--hidden") == "512"
+        job = cell_job(spec(tmp_path), Row(method, method), 0)
+        assert job.model == method and job.model_overrides["hidden"] == 64
+        assert "guidance" not in job.model_overrides and "lam" not in job.model_overrides
+    assert cell_job(spec(tmp_path), Row("diffurec", "diffurec"), 0).train.valid_limit == 4096
+    assert model_values(spec(tmp_path), Row("pasrec", "pasrec"))["hidden"] == 512
 
 
 def test_diffusion_slots_reach_the_diffusion_cells_only(tmp_path):
     every = spec(tmp_path, diffusion_slots="every")
-    assert flag(train_command(every, Row("pasrec", "pasrec"), 0), "--diffusion-slots") == "every"
+    assert model_values(every, Row("pasrec", "pasrec"))["diffusion_slots"] == "every"
     # Unset, each preset keeps its own (pasrec: every slot, the paper's presets: the last).
-    assert flag(train_command(spec(tmp_path), Row("dreamrec", "dreamrec"), 0),
-                "--diffusion-slots") is None  # fmt: skip
-    assert flag(train_command(every, Row("sasrec", "sasrec"), 0), "--diffusion-slots") is None
+    assert "diffusion_slots" not in model_values(spec(tmp_path), Row("dreamrec", "dreamrec"))
+    assert "diffusion_slots" not in model_values(every, Row("sasrec", "sasrec"))
     assert "every slot(s)" in markdown_table(every, {})
     assert "its own objective" in markdown_table(spec(tmp_path), {})
 
 
 def test_the_full_objective_gives_every_diffusion_cell_the_product_presets_loss(tmp_path):
-    from model.config import preset
-
     product = preset("pasrec")
     full = spec(tmp_path, table="7", objective="full")
-    seven = {r.label: train_command(full, r, 0) for r in rows(full)}
-    for cmd in seven.values():
-        assert float(flag(cmd, "--ce-weight")) == product.ce_weight > 0
-        assert float(flag(cmd, "--item-init-std")) == product.item_init_std
-        assert float(flag(cmd, "--state-ce-weight")) == product.state_ce_weight > 0
-        assert float(flag(cmd, "--ce-step-floor")) == product.ce_step_floor > 0
-        assert flag(cmd, "--encoder") == product.encoder == "gru"
-        assert flag(cmd, "--diffusion-slots") == product.diffusion_slots == "every"
-        assert flag(cmd, "--denoiser") == product.denoiser
-        assert float(last_flag(cmd, "--guidance")) == product.guidance  # over the tuned w
-    assert flag(train_command(full, Row("sasrec", "sasrec"), 0), "--ce-weight") is None
-    paper = train_command(spec(tmp_path, table="7"), rows(spec(tmp_path, table="7"))[2], 0)
-    assert flag(paper, "--ce-weight") is None and flag(paper, "--model") == "pasrec-paper"
+    seven = {r.label: model_values(full, r) for r in rows(full)}
+    for values in seven.values():
+        assert values["ce_weight"] == product.ce_weight > 0
+        assert values["item_init_std"] == product.item_init_std
+        assert values["state_ce_weight"] == product.state_ce_weight > 0
+        assert values["ce_step_floor"] == product.ce_step_floor > 0
+        assert values["encoder"] == product.encoder == "gru"
+        assert values["diffusion_slots"] == product.diffusion_slots == "every"
+        assert values["denoiser"] == product.denoiser
+        assert values["guidance"] == product.guidance != 8.0  # over the tuned w
+    assert "ce_weight" not in model_values(full, Row("sasrec", "sasrec"))
+    paper = cell_job(spec(tmp_path, table="7"), rows(spec(tmp_path, table="7"))[2], 0)
+    assert "ce_weight" not in paper.model_overrides and paper.model == "pasrec-paper"
     assert "product pasrec's objective" in markdown_table(full, {})
     # The product preset takes none of the paper's tuned values; the paper's PASRec all.
-    product_cell = train_command(spec(tmp_path), Row("pasrec", "pasrec"), 0)
-    assert flag(product_cell, "--guidance") is None and flag(product_cell, "--eta") is None
-
-
-def last_flag(cmd: list[str], name: str) -> str:
-    """The value argparse keeps: the last occurrence."""
-    return cmd[len(cmd) - 1 - cmd[::-1].index(name) + 1]
+    product_cell = model_values(spec(tmp_path), Row("pasrec", "pasrec"))
+    assert "guidance" not in product_cell and "eta" not in product_cell
 
 
 @pytest.mark.parametrize("split, tuned", [("loo", "rff"), ("811", "sinusoidal")])
 def test_time_encoding_and_ablation_tables_train_the_right_configurations(
     tmp_path, split, tuned
 ):
-    six = {r.label: train_command(spec(tmp_path, table="6", split=split), r, 0)
+    six = {r.label: cell_job(spec(tmp_path, table="6", split=split), r, 0)
            for r in rows(spec(tmp_path, table="6", split=split))}  # fmt: skip
     assert list(six) == ["position", "sinusoidal", "gaussian", "rff"]
-    assert flag(six["position"], "--model") == "preferdiff"
-    assert flag(six["position"], "--time-encoding") is None
+    assert six["position"].model == "preferdiff"
+    assert "time_encoding" not in six["position"].model_overrides
     for encoding in ("sinusoidal", "gaussian", "rff"):
-        assert flag(six[encoding], "--model") == "pasrec-te"
-        assert last_flag(six[encoding], "--time-encoding") == encoding  # wins over the tuned one
-        assert flag(six[encoding], "--split") == split
-        assert flag(six[encoding], "--out").endswith(f"{encoding}/seed0")
+        assert six[encoding].model == "pasrec-te"
+        # The row's encoding wins over the tuned one.
+        assert six[encoding].model_overrides["time_encoding"] == encoding
+        assert six[encoding].data.split == split
+        assert six[encoding].out.endswith(f"{encoding}/seed0")
 
-    seven = {r.label: train_command(spec(tmp_path, table="7", split=split), r, 0)
+    seven = {r.label: cell_job(spec(tmp_path, table="7", split=split), r, 0)
              for r in rows(spec(tmp_path, table="7", split=split))}  # fmt: skip
-    assert {k: flag(v, "--model") for k, v in seven.items()} == {
+    assert {k: v.model for k, v in seven.items()} == {
         "Base": "preferdiff", "+TE": "pasrec-te", "+TE+TP": "pasrec-paper"}  # fmt: skip
-    assert last_flag(seven["+TE"], "--time-encoding") == tuned
-    assert last_flag(seven["+TE+TP"], "--time-encoding") == tuned
-    assert flag(seven["+TE+TP"], "--eta") is not None and flag(seven["+TE"], "--eta") is None
+    assert seven["+TE"].model_overrides["time_encoding"] == tuned
+    assert seven["+TE+TP"].model_overrides["time_encoding"] == tuned
+    assert "eta" in seven["+TE+TP"].model_overrides and "eta" not in seven["+TE"].model_overrides
+
+
+def option_flags(values: dict) -> list[str]:
+    return [text for name, value in values.items()
+            for text in ("--" + name.replace("_", "-"), str(value))]  # fmt: skip
+
+
+def test_a_cell_is_the_run_pasrec_train_makes_of_the_same_options(tmp_path):
+    """What a cell runs equals what `pasrec train` builds from the command line a cell used to
+    be: the grid's settings, the tuned values, the product objective, the row's own."""
+    grid = spec(tmp_path, table="7", split="811", objective="full", max_minutes=2.5,
+                train_overrides={"lr": 1e-3, "patience": 4})  # fmt: skip
+    row = rows(grid)[1]  # +TE: the tuned encoding and w, then the product objective's
+    argv = ["train", "--data", "data", "--name", "Beauty", "--split", "811", "--truncate", "11",
+            "--train-samples", "last", "--model", "pasrec-te", "--hidden", "512",
+            "--epochs", "200", "--seed", "3", "--device", "cpu", "--quiet",
+            "--out", str(tmp_path / "+TE" / "seed3"), "--lam", "0.4", "--guidance", "8.0",
+            "--time-encoding", "sinusoidal", "--valid-limit", "4096", "--valid-ddim-steps", "20",
+            *option_flags(product_objective()), "--max-minutes", "2.5",
+            "--lr", "0.001", "--patience", "4"]  # fmt: skip
+    assert cell_job(grid, row, 3) == train_job(build_parser().parse_args(argv))
+    baseline = Row("sasrec", "sasrec")
+    argv = ["train", "--data", "data", "--name", "Beauty", "--split", "loo", "--truncate", "11",
+            "--train-samples", "last", "--model", "sasrec", "--hidden", "64", "--epochs", "200",
+            "--seed", "0", "--device", "cpu", "--quiet", "--out", str(tmp_path / "sasrec/seed0")]
+    assert cell_job(spec(tmp_path), baseline, 0) == train_job(build_parser().parse_args(argv))
+
+
+def test_a_cell_survives_its_trip_to_the_child_process(tmp_path):
+    grid = spec(tmp_path, table="6", objective="full", train_overrides={"lr": 1e-3})
+    for row in rows(grid):
+        job = cell_job(grid, row, 1)
+        assert type(job).from_json(job.to_json()) == job
 
 
 def test_ablation_table_shows_the_papers_split_numbers(tmp_path):

@@ -87,3 +87,37 @@ def test_bad_input_is_a_clear_error_without_traceback(data_300, tmp_path, args, 
     done = pasrec("train", *args, "--model", "popularity", "--out", str(tmp_path / "x"))
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_train_options_make_the_job_pasrec_train_runs(tmp_path):
+    from cli.main import build_parser
+    from cli.train_command import train_job
+    from training.job import DataOptions, TrainConfig
+
+    base = ["train", "--data", "d", "--out", str(tmp_path)]
+    plain = train_job(build_parser().parse_args(base))
+    # Unset model options are no overrides: the --model preset's values apply.
+    assert plain.model == "pasrec" and plain.model_overrides == {}
+    assert plain.train == TrainConfig() and plain.data == DataOptions("d")
+    job = train_job(build_parser().parse_args(
+        [*base, "--model", "sasrec", "--hidden", "64", "--guidance", "2", "--encoder", "gru",
+         "--quiet", "--no-amp", "--lr", "1e-3", "--max-minutes", "1.5", "--split", "811"]))
+    assert job.model_overrides == {"hidden": 64, "guidance": 2.0, "encoder": "gru"}
+    assert isinstance(job.model_overrides["guidance"], float)
+    assert (job.train.progress, job.train.amp, job.train.lr) == (False, False, 1e-3)
+    assert job.train.max_minutes == 1.5 and job.data.split == "811"
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ('{"model": "popularity", "data": {"path": "/nonexistent"}, "out": "x"}',
+     "no such file or directory: /nonexistent"),
+    ('{"model": "popularity", "data": {"path": "d"}}', "not a training job"),
+    ('{"model": "popularity", "data": {"path": "d", "splits": "loo"}, "out": "x"}',
+     "not a training job"),
+])  # fmt: skip
+def test_a_bad_job_for_the_cell_entry_is_a_clear_error(tmp_path, spec, message):
+    done = subprocess.run([sys.executable, "-m", "cli.train_command"], input=spec, text=True,
+                          capture_output=True, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("pasrec train: error: ") and message in done.stderr
+    assert "Traceback" not in done.stderr

@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +18,14 @@ from model.config import ModelConfig, preset
 from model.recommenders import Popularity, build_model
 from model.time_norm import TimeNormalizer
 from training.distributed import World, init_from_env, shutdown
+from training.job import DataOptions, TrainConfig, TrainJob
 from training.loaders import load_interactions
 from training.machine import cpu_model
 from training.plots import TRAIN_LOG, plot_training_curves
 from training.preprocess import SequenceData, build_sequences
 from training.splits import Split, split_loo, split_ratio
 from training.toi_eval import calibrate_tpp
-from training.trainer import TrainConfig, evaluate, seed_everything, train
-
-
-@dataclass
-class DataOptions:
-    path: str
-    format: str | None = None
-    name: str | None = None
-    split: str = "loo"
-    k_core: int = 5
-    truncate: int | None = None
-    train_samples: str = "prefixes"
-    history_length: int | None = None  # default: 50 for MovieLens-like data, else 10
-    split_seed: int = 0
+from training.trainer import evaluate, seed_everything, train
 
 
 def default_history_length(path: str) -> int:
@@ -118,6 +106,13 @@ def run_training(
     if distributed:
         shutdown(collective=True)
     return result
+
+
+def run_job(job: TrainJob) -> dict[str, Any]:
+    """``run_training`` for a run given as data: what ``pasrec train`` and every ``pasrec
+    reproduce`` cell run; the data set is named by ``--name`` (else the path's last part)."""
+    return run_training(job.data, job.model, job.model_overrides, job.train, job.out,
+                        job.data.name, job.distributed)  # fmt: skip
 
 
 def _train_and_save(

@@ -3,9 +3,11 @@
 Rows are methods (Tables 3 and 4), the time encodings of "+TE" (Table 6, with the PreferDiff
 base as "position") or the ablation settings Base / +TE / +TP (Table 7).
 
-Each cell is an ordinary ``pasrec train`` run in its own process (``--jobs`` at a time, so one
-GPU or several cores are shared); a cell whose ``results.json`` exists is not run again, so an
-interrupted grid resumes where it stopped.
+Each cell is a ``pasrec train`` run, built as data (``cell_job``: a ``TrainJob``) and run in
+a process of its own through the same function as ``pasrec train`` (``--jobs`` at a time, so
+one GPU or several cores are shared). A cell writes its ``results.json`` last, and a cell
+whose ``results.json`` exists is not run again, so an interrupted grid resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -15,17 +17,19 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from model.config import product_objective
+from training.job import DataOptions, TrainConfig, TrainJob
 from training.paper_tables import HYPER_PARAMETERS, METRICS
 from training.paper_tables import TABLES as PAPER
 from training.plots import plot_validation_curves, read_train_log
-from training.trainer import TrainConfig
 
 # The PreferDiff family gets ``hidden``; every other method (SASRec, GRU4Rec, BERT4Rec,
 # TiSASRec, MEANTIME, DiffuRec, popularity) ``baseline_hidden``.
@@ -45,17 +49,17 @@ TUNED_KEYS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Row:
-    """One line of a table: its label, the method it trains and extra ``train`` arguments
-    (given last, so they win over the tuned values)."""
+    """One line of a table: its label, the method it trains and ``ModelConfig`` values of its
+    own (applied last, so they win over the tuned values)."""
 
     label: str
     method: str
-    args: tuple[str, ...] = ()
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 TABLE_ROWS: dict[str, tuple[Row, ...]] = {
     "6": (Row("position", "preferdiff"),) + tuple(
-        Row(encoding, "pasrec-te", ("--time-encoding", encoding))
+        Row(encoding, "pasrec-te", {"time_encoding": encoding})
         for encoding in ("sinusoidal", "gaussian", "rff")
     ),
     # "+TE" takes the data set's tuned (best) encoding, as the paper's ablation does.
@@ -94,7 +98,8 @@ class GridSpec:
     # guidance suited to a denoiser trained this way differs from the paper's), which makes
     # Table 7 that objective's ablation.
     objective: str = "paper"
-    extra: list[str] = field(default_factory=list)
+    # TrainConfig values every cell takes (over the grid's own).
+    train_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def rows(spec: GridSpec) -> list[Row]:
@@ -107,39 +112,29 @@ def cell_dir(spec: GridSpec, row: Row, seed: int) -> Path:
     return spec.out / row.label / f"seed{seed}"
 
 
-def train_command(spec: GridSpec, row: Row, seed: int) -> list[str]:
+def cell_job(spec: GridSpec, row: Row, seed: int) -> TrainJob:
+    """The ``pasrec train`` run of one cell."""
     method = row.method
-    hidden = spec.hidden if method in DIFFUSION else spec.baseline_hidden
-    cmd = [
-        sys.executable, "-m", "cli.main", "train", "--data", spec.data, "--name", spec.name,
-        "--split", spec.split, "--truncate", "11", "--train-samples", "last",
-        "--model", method, "--hidden", str(hidden), "--epochs", str(spec.epochs),
-        "--seed", str(seed), "--device", spec.device, "--quiet",
-        "--out", str(cell_dir(spec, row, seed)),
-    ]
+    model: dict[str, Any] = {"hidden": spec.hidden if method in DIFFUSION else spec.baseline_hidden}
+    train: dict[str, Any] = {"epochs": spec.epochs, "seed": seed, "device": spec.device,
+                             "progress": False, "max_minutes": spec.max_minutes}  # fmt: skip
     if method in DIFFUSION:
         tuned = HYPER_PARAMETERS.get((spec.name, spec.split), {})
-        for key in TUNED_KEYS[method]:
-            if key in tuned:
-                cmd += ["--" + key.replace("_", "-"), str(tuned[key])]
+        model |= {key: tuned[key] for key in TUNED_KEYS[method] if key in tuned}
         # Validation with fewer DDIM steps on a fixed subset; the test uses the full sampler.
-        cmd += ["--valid-limit", "4096", "--valid-ddim-steps", "20"]
+        train |= {"valid_limit": 4096, "valid_ddim_steps": 20}
         if spec.objective == "full":
-            cmd += objective_flags()
+            model |= product_objective()
         if spec.diffusion_slots is not None:
-            cmd += ["--diffusion-slots", spec.diffusion_slots]
+            model["diffusion_slots"] = spec.diffusion_slots
     elif method == "diffurec":
         # Its sampler walks all 32 steps, a Transformer pass each: validate on a fixed subset.
-        cmd += ["--valid-limit", "4096"]
-    if spec.max_minutes is not None:
-        cmd += ["--max-minutes", str(spec.max_minutes)]
-    return cmd + spec.extra + list(row.args)
-
-
-def objective_flags() -> list[str]:
-    """``train`` flags that give a diffusion cell the product ``pasrec``'s objective."""
-    return [flag for name, value in product_objective().items()
-            for flag in ("--" + name.replace("_", "-"), str(value))]  # fmt: skip
+        train["valid_limit"] = 4096
+    data = DataOptions(spec.data, name=spec.name, split=spec.split, truncate=11,
+                       train_samples="last")  # fmt: skip
+    return TrainJob(model=method, data=data, out=str(cell_dir(spec, row, seed)),
+                    train=TrainConfig(**(train | spec.train_overrides)),
+                    model_overrides=model | dict(row.overrides))  # fmt: skip
 
 
 def run_cell(spec: GridSpec, row: Row, seed: int) -> str:
@@ -152,8 +147,9 @@ def run_cell(spec: GridSpec, row: Row, seed: int) -> str:
     if not env["OMP_NUM_THREADS"]:
         env.pop("OMP_NUM_THREADS")
     with (target / "train.log").open("w") as log:
-        code = subprocess.call(train_command(spec, row, seed), stdout=log,
-                               stderr=subprocess.STDOUT, env=env)
+        code = subprocess.run([sys.executable, "-m", "cli.train_command"],
+                              input=cell_job(spec, row, seed).to_json(), text=True, stdout=log,
+                              stderr=subprocess.STDOUT, env=env).returncode  # fmt: skip
     return "done" if code == 0 else f"failed ({code}), see {target / 'train.log'}"
 
 

@@ -19,29 +19,9 @@ from tqdm.auto import tqdm
 from model.batching import make_batch
 from model.time_norm import TimeNormalizer
 from training.distributed import broadcast_flag, current_world, shard, sum_across, wrap
+from training.job import TrainConfig
 from training.metrics import MetricAccumulator
 from training.splits import Samples
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 3e-4
-    embedding_lr_scale: float = 1.0  # the item table's lr = lr * this (see make_optimizer)
-    weight_decay: float = 0.0
-    clip: float = 1.0
-    patience: int = 10
-    val_metric: str = "NDCG@10"
-    eval_batch_size: int = 1024
-    eval_every: int = 1
-    seed: int = 0
-    device: str = "cpu"
-    amp: bool = True  # bf16 mixed precision for the training steps, used only on CUDA
-    progress: bool = True
-    max_minutes: float | None = None  # wall-clock budget; the best epoch so far is kept
-    valid_limit: int | None = None  # validate on a fixed random subset of this many samples
-    valid_ddim_steps: int | None = None  # fewer DDIM steps for validation than for test
 
 
 @dataclass
