@@ -116,7 +116,7 @@ def train_tiny(out: Path) -> Path:
 
 
 def vocabulary(checkpoint: Path) -> list[str]:
-    from model.predictor import Predictor
+    from pasrec.model.predictor import Predictor
 
     return list(Predictor.load(checkpoint, device="cpu").items)
 
@@ -251,8 +251,8 @@ def run_once(args: argparse.Namespace, workers: int, items: list[str], logs: Pat
     receiver = Receiver()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        from service.migrate import upgrade
-        from service.settings import Settings
+        from pasrec.service.migrate import upgrade
+        from pasrec.service.settings import Settings
 
         upgrade(Settings(database_url=url, _env_file=None))
         seed_users(url, args.pushes, items)

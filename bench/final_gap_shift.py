@@ -17,8 +17,8 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from training.pipeline import DataOptions, prepare_data
-from training.toi_eval import gap_summary, gaps_by_calendar
+from pasrec.training.pipeline import DataOptions, prepare_data
+from pasrec.training.toi_eval import gap_summary, gaps_by_calendar
 
 DAY = 86400
 

@@ -25,11 +25,11 @@ python3 -c "import torch, platform; print(platform.platform(), 'torch', torch.__
 python3 bench/model_speed.py --data "$DATA" --hidden "$HIDDEN" --device "$DEVICE" --steps 20 \
   --out "$GRID/bench_model_speed.json" > "$GRID/bench_model_speed.md" 2> "$GRID/bench.err"
 
-python3 -m cli.main train --data "$DATA" --name Beauty --split loo --truncate 11 \
+python3 -m pasrec.cli.main train --data "$DATA" --name Beauty --split loo --truncate 11 \
   --train-samples last --model pasrec --toi-head tpp --hidden "$HIDDEN" --epochs 200 \
   --device "$DEVICE" --lr "$LR" --quiet --valid-limit 4096 --valid-ddim-steps 20 --max-minutes "$MINUTES" \
   --out "$GRID/pasrec-tpp/seed0" > "$GRID/pasrec-tpp/seed0/train.log" 2>&1 &
-python3 -m cli.main reproduce --table 3 --data "$DATA" --name Beauty --seeds 3 \
+python3 -m pasrec.cli.main reproduce --table 3 --data "$DATA" --name Beauty --seeds 3 \
   --methods $METHODS --jobs "$JOBS" --device "$DEVICE" --lr "$LR" \
   --hidden "$HIDDEN" --baseline-hidden 256 --max-minutes "$MINUTES" --out "$GRID" \
   > "$GRID/reproduce.log" 2>&1
@@ -37,7 +37,7 @@ wait
 
 for run in pasrec/seed0 pasrec-tpp/seed0; do
   name=${run%%/*}
-  python3 -m cli.main evaluate --checkpoint "$GRID/$run/checkpoint" --data "$DATA" \
+  python3 -m pasrec.cli.main evaluate --checkpoint "$GRID/$run/checkpoint" --data "$DATA" \
     --name Beauty --split loo --truncate 11 --train-samples last --device "$DEVICE" --toi \
     --plot "$GRID/toi_errors_$name.png" > "$GRID/toi_$name.json" 2> "$GRID/toi_$name.err"
 done

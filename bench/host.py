@@ -6,7 +6,7 @@ import os
 import platform
 from typing import Any
 
-from training.machine import cpu_model
+from pasrec.training.machine import cpu_model
 
 
 def describe(note: str, **extra: Any) -> dict[str, Any]:

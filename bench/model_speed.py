@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.batching import make_batch
-from model.recommenders import build_model
-from training.pipeline import DataOptions, machine_description, model_config, prepare_data
-from training.trainer import make_optimizer
+from pasrec.model.batching import make_batch
+from pasrec.model.recommenders import build_model
+from pasrec.training.pipeline import DataOptions, machine_description, model_config, prepare_data
+from pasrec.training.trainer import make_optimizer
 
 
 def sync(device: torch.device) -> None:

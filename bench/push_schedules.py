@@ -6,7 +6,7 @@ after the cutoff, with at least `--min-history` events of items the checkpoint k
 the last L: the users the service times itself), asks when each schedule would push:
 
 - `fixed` (`--fixed-interval` days after the visit) and `user_median` (the median gap
-  between the distinct times of the last L events, from `service/push/timing.py` itself);
+  between the distinct times of the last L events, from `pasrec/service/push/timing.py` itself);
 - `tpp_window`, from the checkpoint's tpp head through `Predictor.predict_next_time` (the
   service's own call), swept over the gate `push_min_timely_probability`;
 - `median_gate`: the fallback delay (1 day) for users whose median gap is at most m days,
@@ -38,13 +38,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from model.predictor import PairedPredictor, Predictor  # noqa: E402
-from service.cache import CachedEvent  # noqa: E402
-from service.history import UserHistory  # noqa: E402
-from service.push import timing  # noqa: E402
-from service.settings import Settings  # noqa: E402
-from training.replay_data import load_replay_data  # noqa: E402
-from training.replay_scoring import wilson_interval  # noqa: E402
+from pasrec.model.predictor import PairedPredictor, Predictor  # noqa: E402
+from pasrec.service.cache import CachedEvent  # noqa: E402
+from pasrec.service.history import UserHistory  # noqa: E402
+from pasrec.service.push import timing  # noqa: E402
+from pasrec.service.settings import Settings  # noqa: E402
+from pasrec.training.replay_data import load_replay_data  # noqa: E402
+from pasrec.training.replay_scoring import wilson_interval  # noqa: E402
 
 DAY = 86400.0
 GATES = (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from training.encoding_resolution import encoding, history_similarity, similarity_by_gap
-from training.pipeline import DataOptions, model_config, prepare_data
-from training.plots import plot_similarity_by_gap
+from pasrec.training.encoding_resolution import encoding, history_similarity, similarity_by_gap
+from pasrec.training.pipeline import DataOptions, model_config, prepare_data
+from pasrec.training.plots import plot_similarity_by_gap
 
 TABLE_GAPS = [1.0, 7.0, 30.0, 365.0]
 PLOT_GAPS = [float(g) for g in np.unique(np.geomspace(1, 3650, 30).round())]

@@ -3,7 +3,7 @@ sets (`../shared/data`) for the tests about those data sets.
 
 Only tests about a reference data set use it (published counts, the paper's preprocessing, a
 trained model beating popularity on MovieLens); everything else runs on synthetic data
-(`training/synthetic.py`, written by the `synthetic_users` fixture in conftest.py). A test
+(`pasrec/training/synthetic.py`, written by the `synthetic_users` fixture in conftest.py). A test
 whose reference data are missing skips, or fails under `PASREC_REQUIRE_DATA=1` (set by
 `.ci/run`), so that a CI machine without the data cannot pass by skipping.
 `PASREC_TEST_DATA` points at another copy of the data, or at a missing folder to see what
@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from training.synthetic import Catalogue, SyntheticConfig, UserTimeline, generate, write_inter
+from pasrec.training.synthetic import (
+    Catalogue,
+    SyntheticConfig,
+    UserTimeline,
+    generate,
+    write_inter,
+)
 
 DATA_ROOT = Path(
     os.environ.get("PASREC_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"

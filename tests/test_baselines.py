@@ -8,16 +8,16 @@ import pytest
 import torch
 from data_sources import reference_data
 
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.config import preset
-from model.recommenders import build_model
-from model.relative_attention import days_from_times
-from model.time_norm import TimeNormalizer
-from model.tisasrec import interval_matrix
-from training.loaders import Interactions, load_interactions
-from training.preprocess import build_sequences
-from training.splits import split_loo
-from training.trainer import TrainConfig, evaluate, seed_everything, train
+from pasrec.model.checkpoint import load_checkpoint, save_checkpoint
+from pasrec.model.config import preset
+from pasrec.model.recommenders import build_model
+from pasrec.model.relative_attention import days_from_times
+from pasrec.model.time_norm import TimeNormalizer
+from pasrec.model.tisasrec import interval_matrix
+from pasrec.training.loaders import Interactions, load_interactions
+from pasrec.training.preprocess import build_sequences
+from pasrec.training.splits import split_loo
+from pasrec.training.trainer import TrainConfig, evaluate, seed_everything, train
 
 BASELINES = ("bert4rec", "tisasrec", "meantime", "diffurec")
 

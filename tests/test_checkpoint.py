@@ -3,11 +3,16 @@ import json
 import pytest
 import torch
 
-from model.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint, save_checkpoint
-from model.config import preset
-from model.predictor import Predictor
-from model.recommenders import build_model
-from model.time_norm import TimeNormalizer
+from pasrec.model.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
+from pasrec.model.config import preset
+from pasrec.model.predictor import Predictor
+from pasrec.model.recommenders import build_model
+from pasrec.model.time_norm import TimeNormalizer
 
 VOCAB = [f"item-{i}" for i in range(12)]
 

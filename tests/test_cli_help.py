@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from cli.help_text import SERVE_SETTINGS, WORKER_SETTINGS
-from cli.main import build_parser, main
-from model.config import ModelConfig
-from model.options import option_fields
-from service.settings import Settings
-from training.job import DataOptions, TrainConfig
+from pasrec.cli.help_text import SERVE_SETTINGS, WORKER_SETTINGS
+from pasrec.cli.main import build_parser, main
+from pasrec.model.config import ModelConfig
+from pasrec.model.options import option_fields
+from pasrec.service.settings import Settings
+from pasrec.training.job import DataOptions, TrainConfig
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -85,7 +85,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_version_through_the_console_script() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--version"], capture_output=True, text=True
+        [sys.executable, "-m", "pasrec.cli.main", "--version"], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"pasrec \d+\.\d+\.\d+\S*\n", done.stdout)
@@ -97,7 +97,7 @@ def test_service_help_names_its_settings(
     command: str, names: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = help_of(command, capsys)
-    assert "service/README.md" in text
+    assert "pasrec/service/README.md" in text
     for name in names:
         assert name in Settings.model_fields
         assert f"PASREC_{name.upper()} (default: " in text
@@ -114,7 +114,7 @@ def test_a_training_output_dir_is_not_a_checkpoint(command: str, tmp_path: Path)
     (tmp_path / "run" / "checkpoint" / "config.json").write_text("{}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
     env.update(PASREC_MODEL_PATH=str(tmp_path / "run"), PASREC_SQLITE_PATH=str(tmp_path / "x.db"))
-    done = subprocess.run([sys.executable, "-m", "cli.main", command], env=env, cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "pasrec.cli.main", command], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2
     assert done.stderr == (

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from data_sources import synthetic_config, write_numbered_synthetic
 
-from training.loaders import load_interactions
-from training.synthetic import generate, write_inter
+from pasrec.training.loaders import load_interactions
+from pasrec.training.synthetic import generate, write_inter
 
 TESTS = Path(__file__).resolve().parent
 NEEDS_DATA = """

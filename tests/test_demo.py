@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from pasrec.cli.main import main
 
 
 @pytest.mark.slow

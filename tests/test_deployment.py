@@ -23,8 +23,8 @@ import yaml
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
-from service.push.signing import headers as signed_headers
-from service.settings import Settings, signing_key
+from pasrec.service.push.signing import headers as signed_headers
+from pasrec.service.settings import Settings, signing_key
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -187,7 +187,7 @@ def test_dockerignore_matching_follows_docker_rules() -> None:
     assert dockerignore_excludes("docs/results/x.json", patterns)
     assert dockerignore_excludes("pasrec.db", patterns)
     assert not dockerignore_excludes("keep.db", patterns)
-    assert not dockerignore_excludes("service/app.py", patterns)
+    assert not dockerignore_excludes("pasrec/service/app.py", patterns)
     assert not dockerignore_excludes("sub/pasrec.db", patterns)  # `*` stops at a slash
 
 
@@ -247,7 +247,7 @@ def load_receiver() -> ModuleType:
 
 def test_receiver_verifies_what_the_service_signs() -> None:
     """The receiver is written from the Standard Webhooks text, independently of the sender
-    (service/push/signing.py): each checks the other."""
+    (pasrec/service/push/signing.py): each checks the other."""
     receiver = load_receiver()
     text = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     key = signing_key(SecretStr(text))

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from model.config import preset
-from model.encoder import CausalTransformer
-from model.losses import bpr_loss, reconstruction_error
-from model.recommenders import build_model
+from pasrec.model.config import preset
+from pasrec.model.encoder import CausalTransformer
+from pasrec.model.losses import bpr_loss, reconstruction_error
+from pasrec.model.recommenders import build_model
 
 
 def toy_batch() -> dict[str, torch.Tensor]:
@@ -185,7 +185,7 @@ def test_diffusion_slots_is_validated():
 
 
 def test_the_item_table_learns_at_its_own_rate():
-    from training.trainer import make_optimizer
+    from pasrec.training.trainer import make_optimizer
 
     model = pasrec()
     optimizer = make_optimizer(model, lr=1e-3, weight_decay=0.0, embedding_lr_scale=10.0)

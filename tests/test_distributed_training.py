@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.distributed import World, shard
+from pasrec.training.distributed import World, shard
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -64,7 +64,7 @@ def test_torchrun_two_ranks_train_and_the_checkpoint_evaluates(
 ) -> None:
     out = tmp_path / "run"
     data = ["--data", str(data_slice)]
-    _run([*TORCHRUN, "-m", "cli.main", "train", "--distributed", *data, *TINY, "--out", str(out)])
+    _run([*TORCHRUN, "-m", "pasrec.cli.main", "train", "--distributed", *data, *TINY, "--out", str(out)])
     results = json.loads((out / "results.json").read_text())
     assert results["world_size"] == 2
     assert results["epochs_run"] == 2
@@ -74,7 +74,7 @@ def test_torchrun_two_ranks_train_and_the_checkpoint_evaluates(
     assert all("valid_NDCG@10" in row for row in log)
 
     evaluated = _run(
-        [sys.executable, "-m", "cli.main", "evaluate", "--checkpoint", results["checkpoint"],
+        [sys.executable, "-m", "pasrec.cli.main", "evaluate", "--checkpoint", results["checkpoint"],
          *data, "--history-length", "10"]
     )  # fmt: skip
     assert json.loads(evaluated.stdout)["test"] == results["test"]
@@ -97,13 +97,13 @@ def _probe(report: Path) -> None:
     DDP on synthetic histories, then compare every parameter across ranks."""
     import torch.distributed as dist
 
-    from model.batching import make_batch
-    from model.config import preset
-    from model.recommenders import build_model
-    from model.time_norm import TimeNormalizer
-    from training.distributed import init_from_env, shutdown
-    from training.splits import Samples
-    from training.trainer import TrainConfig, seed_everything, train
+    from pasrec.model.batching import make_batch
+    from pasrec.model.config import preset
+    from pasrec.model.recommenders import build_model
+    from pasrec.model.time_norm import TimeNormalizer
+    from pasrec.training.distributed import init_from_env, shutdown
+    from pasrec.training.splits import Samples
+    from pasrec.training.trainer import TrainConfig, seed_everything, train
 
     world, device = init_from_env("cpu")
     seed_everything(0)

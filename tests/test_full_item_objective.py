@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from model.config import preset
-from model.recommenders import build_model, next_item_loss
+from pasrec.model.config import preset
+from pasrec.model.recommenders import build_model, next_item_loss
 
 
 def test_cross_entropy_by_hand_on_a_tiny_table():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from data_sources import reference_data
 
-from training.loaders import FORMATS, DataFormatError, detect_format, load_interactions
+from pasrec.training.loaders import FORMATS, DataFormatError, detect_format, load_interactions
 
 # Amazon ids with leading zeros must survive as strings; two rows share a timestamp.
 ROWS = [

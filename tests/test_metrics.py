@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.metrics import MetricAccumulator, ranking_metrics, target_ranks
+from pasrec.training.metrics import MetricAccumulator, ranking_metrics, target_ranks
 
 
 def test_padding_column_never_ranks_ahead() -> None:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from data_sources import reference_data
 
-from training.loaders import Interactions, load_interactions
-from training.preprocess import DAY, SequenceData, build_sequences, k_core
-from training.splits import Samples, split_loo, split_ratio
+from pasrec.training.loaders import Interactions, load_interactions
+from pasrec.training.preprocess import DAY, SequenceData, build_sequences, k_core
+from pasrec.training.splits import Samples, split_loo, split_ratio
 
 
 def _inter(rows: list[tuple[str, str, int]]) -> Interactions:

@@ -1,14 +1,14 @@
-"""The push-timing strategies of `service/push/timing.py`, on hand-made histories."""
+"""The push-timing strategies of `pasrec/service/push/timing.py`, on hand-made histories."""
 
 from __future__ import annotations
 
 import pytest
 
-from model.predictor import NextTime
-from service.cache import CachedEvent
-from service.history import UserHistory
-from service.push.timing import next_time
-from service.settings import Settings
+from pasrec.model.predictor import NextTime
+from pasrec.service.cache import CachedEvent
+from pasrec.service.history import UserHistory
+from pasrec.service.push.timing import next_time
+from pasrec.service.settings import Settings
 
 DAY = 86400.0
 

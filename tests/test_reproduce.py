@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from data_sources import reference_data
 
-from cli.main import build_parser, main
-from cli.train_command import train_job
-from model.config import preset, product_objective
-from training.reproduce import (
+from pasrec.cli.main import build_parser, main
+from pasrec.cli.train_command import train_job
+from pasrec.model.config import preset, product_objective
+from pasrec.training.reproduce import (
     GridSpec,
     Row,
     cell_job,

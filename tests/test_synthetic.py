@@ -9,10 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.loaders import load_interactions
-from training.pipeline import DataOptions, run_training
-from training.synthetic import Catalogue, SyntheticConfig, generate, shuffle_gaps, write_synthetic
-from training.trainer import TrainConfig
+from pasrec.training.loaders import load_interactions
+from pasrec.training.pipeline import DataOptions, run_training
+from pasrec.training.synthetic import (
+    Catalogue,
+    SyntheticConfig,
+    generate,
+    shuffle_gaps,
+    write_synthetic,
+)
+from pasrec.training.trainer import TrainConfig
 
 DAY = 86400
 

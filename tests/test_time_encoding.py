@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import ModelConfig
-from model.time_encoding import TimeEncoding
-from training.encoding_resolution import history_similarity, similarity_by_gap
+from pasrec.model.config import ModelConfig
+from pasrec.model.time_encoding import TimeEncoding
+from pasrec.training.encoding_resolution import history_similarity, similarity_by_gap
 
 
 def encoder(kind: str, hidden: int = 4, **kw) -> TimeEncoding:

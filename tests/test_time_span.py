@@ -1,12 +1,12 @@
-"""model/time_span.py: which live times count as far outside the training span, and the
+"""pasrec/model/time_span.py: which live times count as far outside the training span, and the
 shift that brings such a history back into it."""
 
 from __future__ import annotations
 
 import pytest
 
-from model.time_norm import DAY_SECONDS, TimeNormalizer
-from model.time_span import TrainingSpan
+from pasrec.model.time_norm import DAY_SECONDS, TimeNormalizer
+from pasrec.model.time_span import TrainingSpan
 
 # Trained on 100 days from day 10,000 (1997-05-19).
 SPAN = TrainingSpan.of(TimeNormalizer(origin_day=10_000, span_days=100))

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import ModelConfig, preset
-from model.recommenders import build_model
-from model.time_encoding import TimeEncoding
-from model.time_norm import TimeNormalizer
-from model.toi_decode import decode_toi_days
-from model.tpp import consecutive_gaps, fit_calibration, history_rhythm, median_gap
-from training.splits import Samples
-from training.toi_eval import (
+from pasrec.model.config import ModelConfig, preset
+from pasrec.model.recommenders import build_model
+from pasrec.model.time_encoding import TimeEncoding
+from pasrec.model.time_norm import TimeNormalizer
+from pasrec.model.toi_decode import decode_toi_days
+from pasrec.model.tpp import consecutive_gaps, fit_calibration, history_rhythm, median_gap
+from pasrec.training.splits import Samples
+from pasrec.training.toi_eval import (
     error_summary,
     gaps_by_calendar,
     global_median_gap,

@@ -15,7 +15,7 @@ def data_300(synthetic_users) -> Path:
     return synthetic_users(300)
 
 def pasrec(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pasrec.cli.main", *args], capture_output=True,
                           text=True, timeout=600)
 
 
@@ -90,9 +90,9 @@ def test_bad_input_is_a_clear_error_without_traceback(data_300, tmp_path, args, 
 
 
 def test_train_options_make_the_job_pasrec_train_runs(tmp_path):
-    from cli.main import build_parser
-    from cli.train_command import train_job
-    from training.job import DataOptions, TrainConfig
+    from pasrec.cli.main import build_parser
+    from pasrec.cli.train_command import train_job
+    from pasrec.training.job import DataOptions, TrainConfig
 
     base = ["train", "--data", "d", "--out", str(tmp_path)]
     plain = train_job(build_parser().parse_args(base))
@@ -116,7 +116,7 @@ def test_train_options_make_the_job_pasrec_train_runs(tmp_path):
      "not a training job"),
 ])  # fmt: skip
 def test_a_bad_job_for_the_cell_entry_is_a_clear_error(tmp_path, spec, message):
-    done = subprocess.run([sys.executable, "-m", "cli.train_command"], input=spec, text=True,
+    done = subprocess.run([sys.executable, "-m", "pasrec.cli.train_command"], input=spec, text=True,
                           capture_output=True, cwd=tmp_path, timeout=120)  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.startswith("pasrec train: error: ") and message in done.stderr

@@ -21,11 +21,11 @@ from service_helpers import (
     unavailable,
 )
 
-from service.app import create_app
-from service.isolated_store import check_redis, private_redis_prefix, unique_name
-from service.migrate import upgrade
-from service.models import Base
-from service.settings import Settings
+from pasrec.service.app import create_app
+from pasrec.service.isolated_store import check_redis, private_redis_prefix, unique_name
+from pasrec.service.migrate import upgrade
+from pasrec.service.models import Base
+from pasrec.service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from service_helpers import Clock, Keys, event
 
-from service.app import create_app
-from service.context import ServiceContext
-from service.push.dispatcher import Dispatcher
-from service.push.planner import PushPlanner
-from service.settings import Settings
+from pasrec.service.app import create_app
+from pasrec.service.context import ServiceContext
+from pasrec.service.push.dispatcher import Dispatcher
+from pasrec.service.push.planner import PushPlanner
+from pasrec.service.settings import Settings
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 

@@ -19,10 +19,10 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 
-from service import isolated_store
-from service.app import create_app
-from service.auth import create_key
-from service.settings import Settings
+from pasrec.service import isolated_store
+from pasrec.service.app import create_app
+from pasrec.service.auth import create_key
+from pasrec.service.settings import Settings
 
 PG_URL = os.environ.get("PASREC_TEST_POSTGRES_URL", "postgresql+psycopg://@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PASREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -159,10 +159,10 @@ def private_schema(prefix: str) -> Iterator[str]:
 
 @contextmanager
 def service_process(env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen]:
-    """A real `python -m service` process, yielded once `/readyz` answers 200, then stopped."""
+    """A real `python -m pasrec.service` process, yielded once `/readyz` answers 200, then stopped."""
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "service"], cwd=cwd, env=env, stdout=sink, stderr=sink
+            [sys.executable, "-m", "pasrec.service"], cwd=cwd, env=env, stdout=sink, stderr=sink
         )
     url = f"http://127.0.0.1:{env['PASREC_PORT']}"
     try:

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from service_helpers import Clock, Keys, LiveServer, event, make_keys, read_slice
 
-from model.predictor import Predictor
-from service.app import create_app
-from service.settings import Settings
+from pasrec.model.predictor import Predictor
+from pasrec.service.app import create_app
+from pasrec.service.settings import Settings
 
 
 def test_reload_to_another_model_class_and_back(

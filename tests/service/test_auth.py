@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from service_helpers import Clock, Keys, event, row_count
 
-from service.app import create_app
-from service.auth import create_key, revoke_key
-from service.settings import ConfiguredKey, Settings
+from pasrec.service.app import create_app
+from pasrec.service.auth import create_key, revoke_key
+from pasrec.service.settings import ConfiguredKey, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +73,7 @@ def test_apikey_cli_creates_and_revokes_a_key(tmp_path, clock: Clock) -> None:
            "PASREC_DATABASE_URL": "", "PASREC_AUTH_ENABLED": "true"}  # fmt: skip
 
     def pasrec(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "cli.main", "apikey", *args], env=env,
+        return subprocess.run([sys.executable, "-m", "pasrec.cli.main", "apikey", *args], env=env,
                               capture_output=True, text=True, cwd=ROOT)  # fmt: skip
 
     created = pasrec("--name", "reader", "--scopes", "read")

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from service_helpers import Keys, event, row_count
 
-from service.settings import Settings
+from pasrec.service.settings import Settings
 
 T0 = 1_700_000_000.0
 

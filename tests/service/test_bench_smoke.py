@@ -53,7 +53,7 @@ def tiny_checkpoint(synthetic_users, tmp_path_factory: pytest.TempPathFactory) -
     """A 1-epoch PASRec on 60 synthetic users: the service benches need a model, not a good one."""
     work = tmp_path_factory.mktemp("bench-model")
     data = synthetic_users(60)
-    _run([sys.executable, "-m", "cli.main", "train", "--data", str(data), "--epochs", "1",
+    _run([sys.executable, "-m", "pasrec.cli.main", "train", "--data", str(data), "--epochs", "1",
           "--hidden", "16", "--ddim-steps", "5", "--diffusion-steps", "50", "--truncate", "20",
           "--history-length", "10", "--quiet", "--out", str(work / "run")])  # fmt: skip
     return work / "run" / "checkpoint"
@@ -61,7 +61,7 @@ def tiny_checkpoint(synthetic_users, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="module")
 def server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m service` on loopback, embedded storage, serving the tiny checkpoint."""
+    """`python -m pasrec.service` on loopback, embedded storage, serving the tiny checkpoint."""
     work = tmp_path_factory.mktemp("bench-server")
     port = free_port()
     env = _clean_env() | {
@@ -138,7 +138,7 @@ def test_final_gap_shift_smoke(data: Path, tmp_path: Path) -> None:
 
 def test_push_schedules_smoke(synthetic_users, tmp_path: Path) -> None:
     data = synthetic_users(40)
-    _run([sys.executable, "-m", "cli.main", "train", "--data", str(data), "--epochs", "1",
+    _run([sys.executable, "-m", "pasrec.cli.main", "train", "--data", str(data), "--epochs", "1",
           "--hidden", "16", "--ddim-steps", "5", "--diffusion-steps", "50", "--toi-head", "tpp",
           "--tpp-inputs", "gaps", "--tpp-target", "later_day", "--history-length", "10",
           "--quiet", "--out", str(tmp_path / "clock")])  # fmt: skip

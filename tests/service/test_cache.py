@@ -14,8 +14,8 @@ import pytest
 import redis
 from service_helpers import LiveServer, event, free_port, make_keys, read_slice
 
-from service.cache import CachedEvent, HistoryCache, MemoryHistoryCache, RedisHistoryCache
-from service.settings import Settings
+from pasrec.service.cache import CachedEvent, HistoryCache, MemoryHistoryCache, RedisHistoryCache
+from pasrec.service.settings import Settings
 
 
 @pytest.fixture(params=["memory", "redis"])

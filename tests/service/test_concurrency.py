@@ -11,8 +11,8 @@ import httpx
 import sqlalchemy as sa
 from service_helpers import LiveServer, event, make_keys, read_slice
 
-from model.predictor import Predictor
-from service.settings import Settings
+from pasrec.model.predictor import Predictor
+from pasrec.service.settings import Settings
 
 CLIENTS = 8
 EVENTS = 600

@@ -1,4 +1,4 @@
-"""A real `python -m service` (uvicorn) process on loopback, serving a checkpoint trained by
+"""A real `python -m pasrec.service` (uvicorn) process on loopback, serving a checkpoint trained by
 the test session on synthetic data."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import httpx
 import pytest
 from service_helpers import event, free_port, make_keys, read_slice, service_process
 
-from model.predictor import Predictor
-from service.settings import Settings
+from pasrec.model.predictor import Predictor
+from pasrec.service.settings import Settings
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from service_helpers import Clock, Keys, event, make_keys, row_count, statements
 
-from service.app import create_app
-from service.settings import Settings
-from service.storage import NewEvent
+from pasrec.service.app import create_app
+from pasrec.service.settings import Settings
+from pasrec.service.storage import NewEvent
 
 T0 = 1_700_000_000.0
 LAST_LOCAL = "9999-12-31T23:59:59-14:00"  # a valid local time whose UTC instant overflows

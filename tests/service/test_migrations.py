@@ -15,12 +15,12 @@ from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from service_helpers import private_schema
 
-import migrations
-from service.app import create_app, run_server
-from service.auth import create_key
-from service.migrate import SchemaBehindError, head_revision, upgrade
-from service.models import Base
-from service.settings import Settings
+from pasrec.service import migrations
+from pasrec.service.app import create_app, run_server
+from pasrec.service.auth import create_key
+from pasrec.service.migrate import SchemaBehindError, head_revision, upgrade
+from pasrec.service.models import Base
+from pasrec.service.settings import Settings
 
 
 @pytest.fixture

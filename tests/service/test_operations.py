@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from service_helpers import Clock, Keys, event, free_port
 
-from service.app import create_app
-from service.settings import Settings
+from pasrec.service.app import create_app
+from pasrec.service.settings import Settings
 
 
 def test_healthz_and_readyz(client: TestClient) -> None:

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from service_helpers import Clock, event, make_keys, read_slice
 
-from model.predictor import NextTime, Predictor
-from model.time_norm import DAY_SECONDS
-from service.app import create_app
-from service.settings import Settings
+from pasrec.model.predictor import NextTime, Predictor
+from pasrec.model.time_norm import DAY_SECONDS
+from pasrec.service.app import create_app
+from pasrec.service.settings import Settings
 
 # An afternoon event: a decoded day's midnight would lie before it.
 AFTERNOON_S = 15 * 3600 + 37 * 60
@@ -91,5 +91,5 @@ def test_readyz_and_logs_warn_about_out_of_span_events(
     first_year = datetime.fromtimestamp(histories[0][0][1], UTC).year
     assert f"far outside the model's training span ({first_year}-" in warning
     assert "retrain" in warning
-    logged = [r.getMessage() for r in caplog.records if r.name == "service.span_watch"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "pasrec.service.span_watch"]
     assert len(logged) == 1 and "training span" in logged[0]

@@ -14,7 +14,7 @@ from push_helpers import SECRET, at, later, push_env, push_settings
 from service_helpers import Clock, Keys, LiveServer, event, free_port, read_slice
 from webhook_receiver import Receiver, Reply
 
-from service.settings import Settings
+from pasrec.service.settings import Settings
 
 USER = "1"  # its ToI under the session checkpoint lies weeks after its 25th event
 

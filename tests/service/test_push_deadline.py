@@ -15,8 +15,8 @@ from push_helpers import at, push_env
 from service_helpers import Clock, Keys, event
 from webhook_receiver import Receiver, Reply
 
-from service.push.runner import DispatchLoop
-from service.settings import Settings
+from pasrec.service.push.runner import DispatchLoop
+from pasrec.service.settings import Settings
 
 SLOW_HEAD = Reply(200, drip_s=0.3, drip="head")  # ~50 bytes of status and headers: 15 s
 REAL_TIME = {

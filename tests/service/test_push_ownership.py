@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PUSH = ROOT / "service" / "push"
-# training/ is the replay harness's; it reads `pushes` for its report (docs/architecture.md).
+# pasrec/training/ is the replay harness's; it reads `pushes` for its report (docs/architecture.md).
 SOURCES = [ROOT / "service", ROOT / "cli"]
 OWNERS = {
     "Push": PUSH / "store.py",
@@ -33,7 +33,7 @@ def test_each_push_table_is_queried_by_one_module() -> None:
     for folder in SOURCES:
         for path in folder.rglob("*.py"):
             for module, name in imported(path):
-                if module == "service.models" and name in OWNERS:
+                if module == "pasrec.service.models" and name in OWNERS:
                     users[name].add(path)
     assert users == {name: {owner} for name, owner in OWNERS.items()}
 
@@ -41,7 +41,7 @@ def test_each_push_table_is_queried_by_one_module() -> None:
 def test_push_code_takes_its_settings_and_parts_not_the_service() -> None:
     for path in PUSH.glob("*.py"):
         names = imported(path)
-        assert not any(module == "service.context" for module, _ in names), path.name
+        assert not any(module == "pasrec.service.context" for module, _ in names), path.name
         if path.name != "parts.py":
             # Only the parts protocol names the whole settings (for the shared Redis).
-            assert ("service.settings", "Settings") not in names, path.name
+            assert ("pasrec.service.settings", "Settings") not in names, path.name

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from push_helpers import PushEnv, push_env
 from service_helpers import Clock, Keys, event, read_slice, row_count, statements
 
-from service.push import outbox
-from service.push.planner import PushPlanner
-from service.settings import Settings
+from pasrec.service.push import outbox
+from pasrec.service.push.planner import PushPlanner
+from pasrec.service.settings import Settings
 
 USERS = ["1", "2", "3"]
 

@@ -13,7 +13,7 @@ from push_helpers import at, later, push_env
 from service_helpers import Clock, Keys, read_slice
 from webhook_receiver import Receiver
 
-from service.settings import Settings
+from pasrec.service.settings import Settings
 
 USER, OTHER = "1", "2"
 

@@ -13,7 +13,7 @@ from push_helpers import PushEnv, at, push_env
 from service_helpers import Clock, Keys, read_slice
 from webhook_receiver import Receiver, Reply
 
-from service.settings import Settings
+from pasrec.service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = "1"
@@ -107,7 +107,7 @@ def test_pasrec_requeue_cli(settings: Settings, clock: Clock, keys: Keys, histor
 
         def pasrec(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "cli.main", "requeue", *args],
+                [sys.executable, "-m", "pasrec.cli.main", "requeue", *args],
                 env=environ, capture_output=True, text=True, cwd=ROOT, timeout=120,
             )  # fmt: skip
 

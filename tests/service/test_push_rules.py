@@ -12,10 +12,10 @@ import standardwebhooks
 from push_helpers import SECRET
 from pydantic import SecretStr
 
-from model.predictor import NextTime
-from service.push import policy, signing
-from service.push.delivery import parse_retry_after
-from service.settings import Settings, signing_key
+from pasrec.model.predictor import NextTime
+from pasrec.service.push import policy, signing
+from pasrec.service.push.delivery import parse_retry_after
+from pasrec.service.settings import Settings, signing_key
 
 
 def _settings(**values: object) -> Settings:

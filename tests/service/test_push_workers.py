@@ -20,10 +20,10 @@ from push_helpers import SECRET, at, push_env, push_settings
 from service_helpers import Clock, Keys, read_slice
 from webhook_receiver import Receiver, Reply
 
-from service.context import ServiceContext
-from service.metrics import Metrics
-from service.push.dispatcher import Dispatcher
-from service.settings import Settings
+from pasrec.service.context import ServiceContext
+from pasrec.service.metrics import Metrics
+from pasrec.service.push.dispatcher import Dispatcher
+from pasrec.service.settings import Settings
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from service_helpers import free_port
 
-from training.synthetic import SyntheticConfig, write_synthetic
+from pasrec.training.synthetic import SyntheticConfig, write_synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADING = "### Serve a model and watch a push arrive"

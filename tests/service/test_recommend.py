@@ -10,9 +10,9 @@ import torch
 from fastapi.testclient import TestClient
 from service_helpers import Clock, Keys, event, make_keys, read_slice, row_count
 
-from model.predictor import Predictor
-from service.app import create_app
-from service.settings import Settings
+from pasrec.model.predictor import Predictor
+from pasrec.service.app import create_app
+from pasrec.service.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ import redis
 import sqlalchemy as sa
 from service_helpers import PG_URL
 
-from model.checkpoint import load_checkpoint
-from training.replay import ReplayOptions, run_replay
-from training.replay_data import load_replay_data
+from pasrec.model.checkpoint import load_checkpoint
+from pasrec.training.replay import ReplayOptions, run_replay
+from pasrec.training.replay_data import load_replay_data
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_unreachable_or_inconsistent_stores_are_clear_errors_before_training(
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "replay", "--data", str(data_30), "--cutoff", "0.9",
+        [sys.executable, "-m", "pasrec.cli.main", "replay", "--data", str(data_30), "--cutoff", "0.9",
          "--out", str(tmp_path / "out"), *flags],
         capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
@@ -170,7 +170,7 @@ def test_replay_pairs_one_checkpoints_items_with_anothers_clock(
     out, first = embedded
     pasrec = Path(first["checkpoint"])
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "train", "--data",
+        [sys.executable, "-m", "pasrec.cli.main", "train", "--data",
          str(out / "train" / "before_cutoff.inter"), "--model", "preferdiff", "--epochs", "1",
          "--hidden", "32", "--ddim-steps", "10", "--diffusion-steps", "100",
          "--history-length", "10", "--quiet", "--out", str(tmp_path / "preferdiff")],

@@ -23,7 +23,7 @@ import redis
 from push_helpers import SECRET
 from service_helpers import event, free_port, private_schema, read_slice
 
-from service.isolated_store import private_redis_prefix, unique_name
+from pasrec.service.isolated_store import private_redis_prefix, unique_name
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,7 @@ def _stack(
         procs.append(Proc(name, popen, log))
         return procs[-1]
 
-    pasrec = [sys.executable, "-m", "cli.main"]
+    pasrec = [sys.executable, "-m", "pasrec.cli.main"]
     try:
         receiver = spawn(
             "receiver",

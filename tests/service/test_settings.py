@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings
+from pasrec.service.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "service" / "README.md"
 

@@ -1,4 +1,4 @@
-"""`service.db.write_retrying`, the one deadlock-retry loop behind ingestion and push writes."""
+"""`pasrec.service.db.write_retrying`, the one deadlock-retry loop behind ingestion and push writes."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
-from service import storage
-from service.db import WRITE_RETRIES, write_retrying
-from service.push import store
+from pasrec.service import storage
+from pasrec.service.db import WRITE_RETRIES, write_retrying
+from pasrec.service.push import store
 
 
 class _DriverError(Exception):

@@ -1,0 +1,319 @@
+"""Every recommender behind one interface: ``loss``, ``score(batch, at)``, ``predict_toi``.
+
+A batch is a dict of tensors: ``items`` [B, L] (left-padded, 0 = padding), ``times`` [B, L]
+(normalised), and for training ``target`` [B] and ``target_time`` [B].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pasrec.model.config import ModelConfig
+from pasrec.model.diffusion import Denoiser, GaussianDiffusion
+from pasrec.model.encoder import CausalTransformer, GRUEncoder
+from pasrec.model.losses import in_batch_negative_centroid, ioi_loss, reconstruction_error, toi_loss
+from pasrec.model.time_encoding import TimeEncoding
+from pasrec.model.toi import Fusion, ToIModule
+from pasrec.model.tpp import LogNormalMixtureHead
+
+Batch = dict[str, torch.Tensor]
+
+
+def mask_padding_column(scores: torch.Tensor) -> torch.Tensor:
+    scores[:, 0] = float("-inf")
+    return scores
+
+
+def next_item_loss(
+    states: torch.Tensor,
+    targets: torch.Tensor,
+    table: nn.Embedding,
+    kind: str,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Loss of states [N, d] predicting items [N] by dot product with the item table.
+
+    ``ce``: softmax over every item (logits divided by ``temperature``); ``bce``: one uniformly
+    sampled negative (SASRec's original).
+    """
+    if kind == "ce":
+        return full_softmax_loss(states, targets, table.weight, temperature)
+    negatives = torch.randint(1, table.num_embeddings, targets.shape, device=targets.device)
+    pos = (states * table(targets)).sum(-1)
+    neg = (states * table(negatives)).sum(-1)
+    return F.softplus(-pos).mean() + F.softplus(neg).mean()
+
+
+def full_softmax_loss(
+    states: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Softmax cross-entropy of states [N, d] over every item row of ``weight`` but padding."""
+    logits = states @ weight.T / temperature
+    logits[:, 0] = float("-inf")
+    return F.cross_entropy(logits, targets)
+
+
+def every_slot_loss(
+    states: torch.Tensor, batch: Batch, table: nn.Embedding, kind: str
+) -> torch.Tensor:
+    """Causal next-item training: each history slot predicts the following history item, the
+    last slot the sample's target; padded slots are skipped."""
+    items = batch["items"]
+    targets = torch.cat((items[:, 1:], batch["target"].unsqueeze(1)), dim=1)
+    valid = items != 0
+    return next_item_loss(states[valid], targets[valid], table, kind)
+
+
+class Recommender(nn.Module):
+    """Common base: item table, time encoding and the null ToI interface."""
+
+    def __init__(
+        self, config: ModelConfig, item_init_std: float, time_encoding: bool = True
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.items = nn.Embedding(config.n_items + 1, config.hidden, padding_idx=0)
+        item_init_std = config.item_init_std or item_init_std
+        nn.init.normal_(self.items.weight, 0.0, item_init_std)
+        with torch.no_grad():
+            self.items.weight[0].zero_()
+        # Baselines with their own temporal embeddings (TiSASRec, MEANTIME, BERT4Rec) go without.
+        if time_encoding:
+            self.time_encoding = TimeEncoding(config, position_std=item_init_std)
+
+    @property
+    def has_toi(self) -> bool:
+        return False
+
+    def sequence_inputs(self, batch: Batch) -> torch.Tensor:
+        return self.items(batch["items"]) + self.time_encoding(batch["times"])
+
+    def predict_toi(self, batch: Batch) -> torch.Tensor | None:
+        return None
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class DiffusionRecommender(Recommender):
+    """PASRec; with ``toi=False`` "+TE"; with ``position`` encoding PreferDiff; DreamRec by loss."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        # PreferDiff draws item embeddings from N(0, 1), the scale of the diffusion noise.
+        super().__init__(config, item_init_std=1.0)
+        self.encoder = (
+            GRUEncoder(config) if config.encoder == "gru" else CausalTransformer(config)
+        )
+        self.denoiser = Denoiser(config)
+        self.diffusion = GaussianDiffusion(config)
+        if config.toi:
+            self.toi_module = ToIModule(config)
+            self.fusion = Fusion(config)
+        if config.toi_head == "tpp":
+            self.tpp = LogNormalMixtureHead(config)
+
+    @property
+    def has_toi(self) -> bool:
+        return self.config.toi
+
+    def sequence_inputs(self, batch: Batch) -> torch.Tensor:
+        if self.config.encoder_inputs == "item":
+            return self.items(batch["items"])
+        return super().sequence_inputs(batch)
+
+    def user_state(self, batch: Batch) -> torch.Tensor:
+        return self.encoder.last(batch["items"], self.sequence_inputs(batch))
+
+    def toi_from_state(self, user: torch.Tensor, last_times: torch.Tensor) -> torch.Tensor:
+        """tau_hat from user states [N, d] and the times [N] of their latest visits."""
+        return self.toi_module(user, self.time_encoding(last_times.unsqueeze(-1)).squeeze(1))
+
+    def predict_toi(self, batch: Batch) -> torch.Tensor | None:
+        if not self.config.toi:
+            return None
+        return self.toi_from_state(self.user_state(batch), batch["times"][:, -1])
+
+    def condition(
+        self, user: torch.Tensor, last_times: torch.Tensor, at: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """g'_u and tau_hat; ``at`` (normalised, NaN = use the prediction) overrides the ToI."""
+        if not self.config.toi:
+            return user, None
+        predicted = self.toi_from_state(user, last_times)
+        # The fusion sees tau_hat without its gradient: the ToI module learns only from L_ToI,
+        # so eta weighs the two objectives cleanly (eta=1 leaves M_phi untouched).
+        toi_encoding = predicted.detach()
+        if at is not None:
+            given = self.time_encoding(at.unsqueeze(-1).nan_to_num(0.0)).squeeze(1)
+            use_given = (~at.isnan()).unsqueeze(-1)
+            toi_encoding = torch.where(use_given, given, toi_encoding)
+        return self.fusion(user, toi_encoding), predicted
+
+    def training_rows(
+        self, batch: Batch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(user states [N, d], their latest visit times, target items, target times, the
+        last slot's state [B, d]): one row per sample, or one per non-padded slot."""
+        if self.config.diffusion_slots == "last":
+            user = self.user_state(batch)
+            return user, batch["times"][:, -1], batch["target"], batch["target_time"], user
+        items, times = batch["items"], batch["times"]
+        states = self.encoder(items, self.sequence_inputs(batch))
+        valid = items != 0
+        targets = torch.cat((items[:, 1:], batch["target"].unsqueeze(1)), dim=1)
+        target_times = torch.cat((times[:, 1:], batch["target_time"].unsqueeze(1)), dim=1)
+        return states[valid], times[valid], targets[valid], target_times[valid], states[:, -1]
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.config
+        user, last_times, targets, target_times, last_user = self.training_rows(batch)
+        detach_user = cfg.encoder_losses == "user"
+        cond, predicted = self.condition(user.detach() if detach_user else user, last_times, None)
+        if detach_user and predicted is not None:
+            predicted = self.toi_from_state(user, last_times)  # the ToI loss still trains it
+        state_ce = (
+            next_item_loss(user if detach_user else cond, targets, self.items, "ce",
+                           cfg.ce_temperature)
+            if cfg.state_ce_weight
+            else None
+        )  # fmt: skip
+        if cfg.encoder_losses == "state":
+            cond = cond.detach()
+        drop = torch.rand(cond.shape[0], 1, device=cond.device) < cfg.p_uncond
+        cond = torch.where(drop, self.denoiser.null_like(cond), cond)
+
+        # With "user" losses the item table, like g_u, is GRU4Rec's: the denoiser reads it.
+        table = self.items.weight.detach() if detach_user else self.items.weight
+        positive = F.embedding(targets, table)
+        negative = in_batch_negative_centroid(targets, positive)
+        steps = self.diffusion.sample_steps(positive.shape[0], positive.device)
+        noise = torch.randn_like(positive)
+        pos_pred = self.denoiser(self.diffusion.q_sample(positive, steps, noise), steps, cond)
+        neg_pred = self.denoiser(self.diffusion.q_sample(negative, steps, noise), steps, cond)
+        pos_err = reconstruction_error(pos_pred, positive, cfg.recon_loss)
+        neg_err = reconstruction_error(neg_pred, negative, cfg.recon_loss)
+        l_ioi = ioi_loss(pos_err, neg_err, cfg.lam, cfg.bpr_scale)
+        parts = {"ioi": float(l_ioi.detach())}
+        noisy = steps >= cfg.ce_step_floor * cfg.diffusion_steps
+        if cfg.ce_weight and noisy.any():
+            l_ce = full_softmax_loss(pos_pred[noisy], targets[noisy], table, cfg.ce_temperature)
+            l_ioi = l_ioi + cfg.ce_weight * l_ce
+            parts["ce"] = float(l_ce.detach())
+        if state_ce is not None:
+            l_ioi = l_ioi + cfg.state_ce_weight * state_ce
+            parts["state_ce"] = float(state_ce.detach())
+        if predicted is None:
+            return l_ioi, parts
+        true_encoding = self.time_encoding(target_times.unsqueeze(-1)).squeeze(1)
+        l_toi = toi_loss(predicted, true_encoding)
+        total = cfg.eta * l_ioi + (1 - cfg.eta) * l_toi
+        parts["toi"] = float(l_toi.detach())
+        if cfg.toi_head == "tpp":
+            l_tpp = self.tpp.nll(last_user, batch, self.time_encoding)
+            total = total + l_tpp
+            parts["tpp_nll"] = float(l_tpp.detach())
+        return total, parts
+
+    @torch.no_grad()
+    def gap_distribution(self, batch: Batch) -> tuple[torch.Tensor, ...] | None:
+        """Parameters of the tpp head's mixture for each history (None without the head).
+        A head that reads the gaps alone needs only ``batch``'s times and present slots."""
+        if self.config.toi_head != "tpp":
+            return None
+        user = self.user_state(batch) if self.tpp.reads_state else None
+        return self.tpp.features(user, batch, self.time_encoding)
+
+    @torch.no_grad()
+    def generate(self, batch: Batch, at: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+        """The DDIM-denoised target embedding x_0 for each history."""
+        cond, _ = self.condition(self.user_state(batch), batch["times"][:, -1], at)
+        cfg = self.config
+        return self.diffusion.ddim(
+            self.denoiser, cond, cfg.guidance, cfg.ddim_steps, seed, cfg.ddim_floor
+        )
+
+    @torch.no_grad()
+    def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
+        x0 = self.generate(batch, at)
+        return mask_padding_column(x0 @ self.items.weight.T)
+
+
+class NextItemModel(Recommender):
+    """Causal next-item models: every slot's state predicts the following item through the
+    shared item table; the last slot's state ranks the items. Subclasses give ``states``."""
+
+    def states(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = every_slot_loss(self.states(batch), batch, self.items, self.config.sasrec_loss)
+        return loss, {"loss": float(loss.detach())}
+
+    @torch.no_grad()
+    def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
+        return mask_padding_column(self.states(batch)[:, -1] @ self.items.weight.T)
+
+
+class SequentialClassifier(NextItemModel):
+    """SASRec / GRU4Rec."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config, item_init_std=config.hidden**-0.5)
+        self.encoder = (
+            CausalTransformer(config) if config.architecture == "sasrec" else GRUEncoder(config)
+        )
+
+    def states(self, batch: Batch) -> torch.Tensor:
+        inputs = self.items(batch["items"])
+        if self.config.architecture == "sasrec":
+            inputs = inputs + self.time_encoding(batch["times"])
+        return self.encoder(batch["items"], inputs)
+
+
+class Popularity(nn.Module):
+    """Scores every item by its count in the training targets."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("counts", torch.zeros(config.n_items + 1))
+
+    has_toi = False
+
+    def fit_counts(self, targets: torch.Tensor) -> None:
+        self.counts.zero_()
+        self.counts.index_add_(0, targets, torch.ones_like(targets, dtype=self.counts.dtype))
+
+    def predict_toi(self, batch: Batch) -> torch.Tensor | None:
+        return None
+
+    @torch.no_grad()
+    def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
+        return mask_padding_column(self.counts.unsqueeze(0).repeat(batch["items"].shape[0], 1))
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    # Imported here because these modules build on Recommender above.
+    from pasrec.model.bert4rec import BERT4Rec
+    from pasrec.model.diffurec import DiffuRec
+    from pasrec.model.meantime import Meantime
+    from pasrec.model.tisasrec import TiSASRec
+
+    baselines = {
+        "bert4rec": BERT4Rec,
+        "tisasrec": TiSASRec,
+        "meantime": Meantime,
+        "diffurec": DiffuRec,
+    }
+    if config.architecture in baselines:
+        return baselines[config.architecture](config)
+    if config.architecture == "diffusion":
+        return DiffusionRecommender(config)
+    if config.architecture in ("sasrec", "gru4rec"):
+        return SequentialClassifier(config)
+    return Popularity(config)
