@@ -204,7 +204,7 @@ def test_copy_sources_are_in_the_build_context(path: Path) -> None:
         if command.cmd in ("COPY", "ADD") and not any(f.startswith("--from") for f in command.flags)
         for src in command.value[:-1]
     ]
-    assert "pyproject.toml" in sources and "service" in sources
+    assert "pyproject.toml" in sources and "pasrec" in sources
     for source in sources:
         assert (ROOT / source).exists(), f"{path.name}: COPY {source}: not in the repository"
         assert not dockerignore_excludes(source, patterns), f"{source} is in .dockerignore"

@@ -64,7 +64,8 @@ def test_torchrun_two_ranks_train_and_the_checkpoint_evaluates(
 ) -> None:
     out = tmp_path / "run"
     data = ["--data", str(data_slice)]
-    _run([*TORCHRUN, "-m", "pasrec.cli.main", "train", "--distributed", *data, *TINY, "--out", str(out)])
+    train = [*TORCHRUN, "-m", "pasrec.cli.main", "train", "--distributed"]
+    _run([*train, *data, *TINY, "--out", str(out)])
     results = json.loads((out / "results.json").read_text())
     assert results["world_size"] == 2
     assert results["epochs_run"] == 2

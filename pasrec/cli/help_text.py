@@ -57,7 +57,10 @@ def settings_epilog(names: tuple[str, ...]) -> str:
     documentation in `pasrec/service/settings.py` (so the two never disagree)."""
     from pasrec.service.settings import Settings
 
-    lines = ["settings (environment variables or a .env file; all of them: pasrec/service/README.md):"]
+    lines = [
+        "settings (environment variables or a .env file; all of them: "
+        "pasrec/service/README.md):"
+    ]
     for name in names:
         field = Settings.model_fields[name]
         default = "unset" if field.default is None else str(field.default)

@@ -112,7 +112,8 @@ class Predictor:
         return out
 
     def _shifts(self, histories: list[History]) -> list[int]:
-        """Per history, the days that bring it inside the training span (pasrec/model/time_span.py)."""
+        """Per history, the days that bring it inside the training span
+        (pasrec/model/time_span.py)."""
         return [self.span.shift_days(h[-1][1]) if h else 0 for h in histories]
 
     def _batch(

@@ -34,7 +34,7 @@ from pasrec.training.plots import plot_validation_curves, read_train_log
 # The PreferDiff family gets ``hidden``; every other method (SASRec, GRU4Rec, BERT4Rec,
 # TiSASRec, MEANTIME, DiffuRec, popularity) ``baseline_hidden``.
 DIFFUSION = ("pasrec", "pasrec-paper", "pasrec-te", "preferdiff", "dreamrec")
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Which of the paper's tuned values each method uses (appendix B): lambda belongs to PreferDiff
 # and PASRec, w to every guided model, gamma/eta to the ToI module, the encoding to "+TE" too.
 # The product's ``pasrec`` is one configuration on every data set: it takes none of them.

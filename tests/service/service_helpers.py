@@ -159,7 +159,8 @@ def private_schema(prefix: str) -> Iterator[str]:
 
 @contextmanager
 def service_process(env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen]:
-    """A real `python -m pasrec.service` process, yielded once `/readyz` answers 200, then stopped."""
+    """A real `python -m pasrec.service` process, yielded once `/readyz` answers 200, then
+    stopped."""
     with log.open("w") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pasrec.service"], cwd=cwd, env=env, stdout=sink, stderr=sink

@@ -153,8 +153,8 @@ def test_unreachable_or_inconsistent_stores_are_clear_errors_before_training(
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
     done = subprocess.run(
-        [sys.executable, "-m", "pasrec.cli.main", "replay", "--data", str(data_30), "--cutoff", "0.9",
-         "--out", str(tmp_path / "out"), *flags],
+        [sys.executable, "-m", "pasrec.cli.main", "replay", "--data", str(data_30),
+         "--cutoff", "0.9", "--out", str(tmp_path / "out"), *flags],
         capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
     assert done.returncode == 2

@@ -1,5 +1,5 @@
-"""The replay/demo receiver (pasrec/training/webhook_receiver.py) verifies with the Standard Webhooks
-library: it accepts what the service signs once per push id and refuses anything else."""
+"""The replay/demo receiver (pasrec/training/webhook_receiver.py) verifies with the Standard
+Webhooks library: it accepts what the service signs once per push id and refuses anything else."""
 
 from __future__ import annotations
 

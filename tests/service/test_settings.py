@@ -8,7 +8,7 @@ import pytest
 
 from pasrec.service.settings import Settings
 
-README = Path(__file__).resolve().parents[2] / "service" / "README.md"
+README = Path(__file__).resolve().parents[2] / "pasrec" / "service" / "README.md"
 
 
 def test_every_setting_is_documented() -> None:

@@ -1,4 +1,5 @@
-"""`pasrec.service.db.write_retrying`, the one deadlock-retry loop behind ingestion and push writes."""
+"""`pasrec.service.db.write_retrying`, the one deadlock-retry loop behind ingestion and push
+writes."""
 
 from __future__ import annotations
 
