@@ -39,12 +39,12 @@ import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from pasrec.model.predictor import PairedPredictor, Predictor  # noqa: E402
+from pasrec.replay.data import load_replay_data  # noqa: E402
+from pasrec.replay.scoring import wilson_interval  # noqa: E402
 from pasrec.service.cache import CachedEvent  # noqa: E402
 from pasrec.service.history import UserHistory  # noqa: E402
 from pasrec.service.push import timing  # noqa: E402
 from pasrec.service.settings import Settings  # noqa: E402
-from pasrec.training.replay_data import load_replay_data  # noqa: E402
-from pasrec.training.replay_scoring import wilson_interval  # noqa: E402
 
 DAY = 86400.0
 GATES = (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)

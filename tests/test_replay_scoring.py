@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pasrec.training.replay_scoring import (
+from pasrec.replay.scoring import (
     PushRecord,
     Timelines,
     score_push,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from pasrec.training.replay import ReplayOptions, parse_window, run_replay
-    from pasrec.training.replay_report import markdown
+    from pasrec.replay.harness import ReplayOptions, parse_window, run_replay
+    from pasrec.replay.report import markdown
 
     opts = ReplayOptions(
         data=args.data, cutoff=args.cutoff, out=Path(args.out),
@@ -38,14 +38,14 @@ def probability(text: str) -> float:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pasrec.training.demo import run_demo
+    from pasrec.replay.demo import run_demo
 
     run_demo(Path(args.out), args.data, args.users, args.epochs, args.seed)
     return 0
 
 
 def add_replay_commands(sub: argparse._SubParsersAction) -> None:
-    from pasrec.training.replay_strategies import STRATEGIES
+    from pasrec.replay.strategies import STRATEGIES
 
     rep = sub.add_parser(
         "replay", help="replay later events through the real service and score its pushes"

@@ -21,8 +21,8 @@ from service_helpers import (
     unavailable,
 )
 
+from pasrec.replay.isolated_store import check_redis, private_redis_prefix, unique_name
 from pasrec.service.app import create_app
-from pasrec.service.isolated_store import check_redis, private_redis_prefix, unique_name
 from pasrec.service.migrate import upgrade
 from pasrec.service.models import Base
 from pasrec.service.settings import Settings

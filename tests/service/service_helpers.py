@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 
-from pasrec.service import isolated_store
+from pasrec.replay import isolated_store
 from pasrec.service.app import create_app
 from pasrec.service.auth import create_key
 from pasrec.service.settings import Settings

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from service_helpers import PG_URL
 
 from pasrec.model.checkpoint import load_checkpoint
-from pasrec.training.replay import ReplayOptions, run_replay
-from pasrec.training.replay_data import load_replay_data
+from pasrec.replay.data import load_replay_data
+from pasrec.replay.harness import ReplayOptions, run_replay
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The replay/demo receiver (pasrec/training/webhook_receiver.py) verifies with the Standard
+"""The replay/demo receiver (pasrec/replay/webhook_receiver.py) verifies with the Standard
 Webhooks library: it accepts what the service signs once per push id and refuses anything else."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import time
 import httpx
 from pydantic import SecretStr
 
+from pasrec.replay.webhook_receiver import WebhookReceiver, new_secret
 from pasrec.service.push.signing import headers as signed_headers
 from pasrec.service.settings import signing_key
-from pasrec.training.webhook_receiver import WebhookReceiver, new_secret
 
 
 def test_receiver_accepts_signed_pushes_once_and_refuses_the_rest() -> None:

@@ -23,7 +23,7 @@ import redis
 from push_helpers import SECRET
 from service_helpers import event, free_port, private_schema, read_slice
 
-from pasrec.service.isolated_store import private_redis_prefix, unique_name
+from pasrec.replay.isolated_store import private_redis_prefix, unique_name
 
 pytestmark = pytest.mark.slow
 

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from pasrec.replay.data import load_replay_data
+from pasrec.replay.harness import ReplayOptions, run_replay, train_before_cutoff
+from pasrec.replay.report import markdown
 from pasrec.training.loaders import load_interactions
-from pasrec.training.replay import ReplayOptions, run_replay, train_before_cutoff
-from pasrec.training.replay_data import load_replay_data
-from pasrec.training.replay_report import markdown
 from pasrec.training.synthetic import DAY_SECONDS, SyntheticConfig, write_synthetic
 
 PRINTED_PUSHES = 12

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pasrec.training.replay_scoring import PushRecord  # noqa: E402
+from pasrec.replay.scoring import PushRecord  # noqa: E402
 
 DAY = 86400.0
 COLUMNS = ("pushes", "judged", "timely", "timely_ci95", "spam", "hits", "HR@{k}",

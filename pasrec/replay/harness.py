@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from pasrec.model.checkpoint import load_checkpoint
+from pasrec.replay.data import ReplayData, load_replay_data
+from pasrec.replay.report import plot_timeline, plot_tradeoff, write_outputs
+from pasrec.replay.scoring import PushRecord, Timelines, score_pushes
+from pasrec.replay.sim import ReplayStore, RunResult, simulate
+from pasrec.replay.strategies import STRATEGIES
 from pasrec.training.pipeline import DataOptions, run_training
-from pasrec.training.replay_data import ReplayData, load_replay_data
-from pasrec.training.replay_report import plot_timeline, plot_tradeoff, write_outputs
-from pasrec.training.replay_scoring import PushRecord, Timelines, score_pushes
-from pasrec.training.replay_sim import ReplayStore, RunResult, simulate
-from pasrec.training.replay_strategies import STRATEGIES
 from pasrec.training.trainer import TrainConfig
 
 DAY = 86400.0

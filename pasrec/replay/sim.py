@@ -18,7 +18,7 @@ posting the user's events at `t`: what a perfect clock would have pushed.
 Each run starts from an empty store, so the strategies start from the same state: a fresh
 embedded SQLite file and in-process cache by default, or, with a Postgres URL (and
 optionally a Redis URL), a private schema in that database and a private Redis key prefix,
-both migrated on start and removed afterwards (`pasrec.service.isolated_store`).
+both migrated on start and removed afterwards (`pasrec.replay.isolated_store`).
 """
 
 from __future__ import annotations
@@ -41,23 +41,23 @@ import uvicorn
 from sqlalchemy import func, select
 from tqdm.auto import tqdm
 
-from pasrec.service.app import create_app
-from pasrec.service.auth import create_key
-from pasrec.service.context import ServiceContext
-from pasrec.service.isolated_store import (
+from pasrec.replay.isolated_store import (
     check_postgres,
     check_redis,
     private_redis_prefix,
     private_schema,
     unique_name,
 )
+from pasrec.replay.scoring import PushRecord
+from pasrec.replay.webhook_receiver import WebhookReceiver, new_secret
+from pasrec.service.app import create_app
+from pasrec.service.auth import create_key
+from pasrec.service.context import ServiceContext
 from pasrec.service.migrate import upgrade
 from pasrec.service.models import Push, PushStatus
 from pasrec.service.push.dispatcher import Dispatcher
 from pasrec.service.push.planner import PushPlanner
 from pasrec.service.settings import Settings
-from pasrec.training.replay_scoring import PushRecord
-from pasrec.training.webhook_receiver import WebhookReceiver, new_secret
 
 log = logging.getLogger(__name__)
 
