@@ -182,8 +182,8 @@ def dockerignore_patterns() -> list[str]:
 
 def test_dockerignore_matching_follows_docker_rules() -> None:
     patterns = ["**/__pycache__", "docs", "*.db", "!keep.db"]
-    assert dockerignore_excludes("service/__pycache__/app.pyc", patterns)
-    assert dockerignore_excludes("service/push/__pycache__/x.pyc", patterns)
+    assert dockerignore_excludes("pasrec/service/__pycache__/app.pyc", patterns)
+    assert dockerignore_excludes("pasrec/service/push/__pycache__/x.pyc", patterns)
     assert dockerignore_excludes("docs/results/x.json", patterns)
     assert dockerignore_excludes("pasrec.db", patterns)
     assert not dockerignore_excludes("keep.db", patterns)
