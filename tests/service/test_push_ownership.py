@@ -7,9 +7,10 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PUSH = ROOT / "service" / "push"
-# pasrec/training/ is the replay harness's; it reads `pushes` for its report (docs/architecture.md).
-SOURCES = [ROOT / "service", ROOT / "cli"]
+PACKAGE = ROOT / "pasrec"
+PUSH = PACKAGE / "service" / "push"
+# pasrec/replay/ is the replay harness's; it reads `pushes` for its report (docs/architecture.md).
+SOURCES = [PACKAGE / "service", PACKAGE / "cli"]
 OWNERS = {
     "Push": PUSH / "store.py",
     "PushAttempt": PUSH / "store.py",
