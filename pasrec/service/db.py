@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 _IMMEDIATE = "pasrec_immediate"
 
 WRITE_RETRIES = 3
+# Before retry n, wait a random share of RETRY_BACKOFF_S * 2**n: two transactions that
+# deadlocked and retried at once could lock in opposite orders again, and do on a loaded host.
+RETRY_BACKOFF_S = 0.05
 """Times `write_retrying` runs a transaction again after Postgres aborted it."""
 
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
@@ -93,7 +98,8 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
 def write_retrying(engine: Engine, work: Callable[[Connection], T], what: str) -> T:
     """Run `work` in a write transaction, again from the start when Postgres aborts it as a
     deadlock victim or for a serialisation failure (at most WRITE_RETRIES times); `what`
-    names the rows in the warning. Any other error, or the last retry's, propagates."""
+    names the rows in the warning. Any other error, or the last retry's, propagates. Each
+    retry waits a random backoff first, so the transactions that collided no longer meet."""
     for attempt in range(WRITE_RETRIES + 1):
         try:
             with write_tx(engine) as conn:
@@ -103,6 +109,7 @@ def write_retrying(engine: Engine, work: Callable[[Connection], T], what: str) -
             if attempt == WRITE_RETRIES or sqlstate not in _RETRYABLE_SQLSTATES:
                 raise
             log.warning("deadlock on %s; retrying (%d)", what, attempt + 1)
+            time.sleep(random.uniform(0.0, RETRY_BACKOFF_S * 2**attempt))
     raise AssertionError("unreachable")
 
 

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
-from pasrec.service import storage
-from pasrec.service.db import WRITE_RETRIES, write_retrying
+from pasrec.service import db, storage
+from pasrec.service.db import RETRY_BACKOFF_S, WRITE_RETRIES, write_retrying
 from pasrec.service.push import store
 
 
@@ -48,6 +48,19 @@ def test_deadlocks_and_serialisation_failures_are_retried(engine, sqlstate) -> N
     work, runs = _failing(sqlstate, failures=WRITE_RETRIES)
     assert write_retrying(engine, work, "rows") == "done"
     assert len(runs) == WRITE_RETRIES + 1
+
+
+def test_each_retry_waits_a_random_growing_backoff(engine, monkeypatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(db.time, "sleep", waits.append)
+    for _ in range(5):
+        work, _runs = _failing("40P01", failures=WRITE_RETRIES)
+        write_retrying(engine, work, "rows")
+    per_call = [waits[i : i + WRITE_RETRIES] for i in range(0, len(waits), WRITE_RETRIES)]
+    assert len(per_call) == 5 and all(len(call) == WRITE_RETRIES for call in per_call)
+    for call in per_call:
+        assert all(0 <= wait <= RETRY_BACKOFF_S * 2**n for n, wait in enumerate(call))
+    assert len(set(waits)) == len(waits)  # drawn at random, so the colliding writers part
 
 
 def test_the_last_retry_s_error_propagates(engine) -> None:
