@@ -139,11 +139,17 @@ class DiffusionRecommender(Recommender):
         return self.toi_from_state(self.user_state(batch), batch["times"][:, -1])
 
     def condition(
-        self, user: torch.Tensor, last_times: torch.Tensor, at: torch.Tensor | None
+        self,
+        user: torch.Tensor,
+        last_times: torch.Tensor,
+        at: torch.Tensor | None,
+        fuse_detached: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """g'_u and tau_hat; ``at`` (normalised, NaN = use the prediction) overrides the ToI."""
+        """g'_u and tau_hat; ``at`` (normalised, NaN = use the prediction) overrides the ToI.
+        ``fuse_detached``: g'_u is built from a detached g_u, while tau_hat still trains it."""
+        fused_from = user.detach() if fuse_detached else user
         if not self.config.toi:
-            return user, None
+            return fused_from, None
         predicted = self.toi_from_state(user, last_times)
         # The fusion sees tau_hat without its gradient: the ToI module learns only from L_ToI,
         # so eta weighs the two objectives cleanly (eta=1 leaves M_phi untouched).
@@ -152,7 +158,7 @@ class DiffusionRecommender(Recommender):
             given = self.time_encoding(at.unsqueeze(-1).nan_to_num(0.0)).squeeze(1)
             use_given = (~at.isnan()).unsqueeze(-1)
             toi_encoding = torch.where(use_given, given, toi_encoding)
-        return self.fusion(user, toi_encoding), predicted
+        return self.fusion(fused_from, toi_encoding), predicted
 
     def training_rows(
         self, batch: Batch
@@ -173,9 +179,7 @@ class DiffusionRecommender(Recommender):
         cfg = self.config
         user, last_times, targets, target_times, last_user = self.training_rows(batch)
         detach_user = cfg.encoder_losses == "user"
-        cond, predicted = self.condition(user.detach() if detach_user else user, last_times, None)
-        if detach_user and predicted is not None:
-            predicted = self.toi_from_state(user, last_times)  # the ToI loss still trains it
+        cond, predicted = self.condition(user, last_times, None, fuse_detached=detach_user)
         state_ce = (
             next_item_loss(user if detach_user else cond, targets, self.items, "ce",
                            cfg.ce_temperature)
