@@ -102,7 +102,7 @@ def _probe(report: Path) -> None:
     from pasrec.model.config import preset
     from pasrec.model.recommenders import build_model
     from pasrec.model.time_norm import TimeNormalizer
-    from pasrec.training.distributed import init_from_env, shutdown
+    from pasrec.training.distributed import end_rank, init_from_env, shutdown
     from pasrec.training.splits import Samples
     from pasrec.training.trainer import TrainConfig, seed_everything, train
 
@@ -133,7 +133,8 @@ def _probe(report: Path) -> None:
         return max(float((g - gathered[0]).abs().max()) for g in gathered)
 
     after_training = spread()
-    moved = float((torch.nn.utils.parameters_to_vector(model.parameters()) - initial).abs().max())
+    flat = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+    moved = float((flat - initial).abs().max())
     order = np.random.default_rng(0).permutation(n)
     overlap = set(shard(order, World(0, 2, 0))) & set(shard(order, World(1, 2, 1)))
 
@@ -152,6 +153,7 @@ def _probe(report: Path) -> None:
             "max_diff_after_unsynced_step": unsynced,
         }))  # fmt: skip
     shutdown(collective=True)
+    end_rank(0)
 
 
 if __name__ == "__main__":

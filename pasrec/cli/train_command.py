@@ -75,10 +75,13 @@ def run_and_print(job: TrainJob) -> int:
     from pasrec.training.pipeline import run_job
 
     results = run_job(job)
-    if not results:  # a torchrun rank other than 0: rank 0 reports
-        return 0
-    shown = ("model", "test", "epochs_run", "best_epoch", "seconds_per_epoch")
-    print(json.dumps({k: results[k] for k in shown}, indent=2))
+    if results:  # a torchrun rank other than 0 returns nothing: rank 0 reports
+        shown = ("model", "test", "epochs_run", "best_epoch", "seconds_per_epoch")
+        print(json.dumps({k: results[k] for k in shown}, indent=2))
+    if job.distributed:
+        from pasrec.training.distributed import end_rank
+
+        end_rank(0)
     return 0
 
 
