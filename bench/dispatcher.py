@@ -39,6 +39,8 @@ import redis
 import sqlalchemy as sa
 from host import describe
 
+from pasrec.service.settings import environment_without_settings
+
 ROOT = Path(__file__).resolve().parents[1]
 ML100K = ROOT.parent / "shared" / "data" / "ml-100k" / "ml-100k.inter"
 PG_URL = os.environ.get("PASREC_TEST_POSTGRES_URL", "postgresql+psycopg://@127.0.0.1:5432/test")
@@ -198,7 +200,7 @@ def statuses(url: str) -> dict[str, int]:
 
 def start_workers(n: int, url: str, prefix: str, hook: str, args: argparse.Namespace,
                   logs: Path) -> list[subprocess.Popen[bytes]]:  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+    env = environment_without_settings()
     env.update(
         PASREC_DATABASE_URL=url,
         PASREC_REDIS_URL=REDIS_URL,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from pasrec.model.batching import make_batch
-from pasrec.model.recommenders import build_model
+from pasrec.model.registry import build_model
 from pasrec.training.pipeline import DataOptions, machine_description, model_config, prepare_data
 from pasrec.training.trainer import make_optimizer
 

@@ -6,7 +6,6 @@ worker's planning-lag histogram)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 from dispatcher import REDIS_URL, SECRET, drop_schema, private_schema
+
+from pasrec.service.settings import environment_without_settings
 
 PASREC = Path(sys.executable).parent / "pasrec"
 KEY = "bench-push-key-0123456789"
@@ -72,7 +73,7 @@ def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float | 
 
 
 def _env(database_url: str, prefix: str, checkpoint: Path, push: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+    env = environment_without_settings()
     env.update(
         PASREC_DATABASE_URL=database_url,
         PASREC_REDIS_URL=REDIS_URL,

@@ -10,7 +10,7 @@ from data_sources import reference_data
 
 from pasrec.model.checkpoint import load_checkpoint, save_checkpoint
 from pasrec.model.config import preset
-from pasrec.model.recommenders import build_model
+from pasrec.model.registry import build_model
 from pasrec.model.relative_attention import days_from_times
 from pasrec.model.time_norm import TimeNormalizer
 from pasrec.model.tisasrec import interval_matrix
@@ -181,7 +181,7 @@ def movielens_slice():
     split = split_loo(data, 10, "prefixes")
     normalizer = TimeNormalizer.from_day_range(*split.train_day_range)
     popularity = build_model(preset("popularity", n_items=data.n_items, history_length=10))
-    popularity.fit_counts(torch.as_tensor(split.train.target))
+    popularity.fit_statistics(torch.as_tensor(split.train.target))
     baseline = evaluate(popularity, split.test, normalizer, torch.device("cpu"))
     return data, split, normalizer, baseline["HR@10"]
 

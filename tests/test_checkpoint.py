@@ -11,7 +11,7 @@ from pasrec.model.checkpoint import (
 )
 from pasrec.model.config import preset
 from pasrec.model.predictor import Predictor
-from pasrec.model.recommenders import build_model
+from pasrec.model.registry import build_model
 from pasrec.model.time_norm import TimeNormalizer
 
 VOCAB = [f"item-{i}" for i in range(12)]
@@ -24,10 +24,11 @@ def toy_batch():
     }
 
 
-def saved(tmp_path, name="pasrec", **kw):
+def saved(tmp_path, name="pasrec", fitted=None, **kw):
     torch.manual_seed(1)
     config = preset(name, n_items=12, hidden=16, history_length=4, seed=5, **kw)
     model = build_model(config).eval()
+    model.load_fitted_state(fitted or {})
     path = save_checkpoint(
         tmp_path / "ckpt", model, config, name, VOCAB, list(range(12)), TimeNormalizer(15000, 400)
     )
@@ -70,19 +71,56 @@ def test_newer_format_version_is_refused(tmp_path):
         load_checkpoint(path)
 
 
-def test_recalibration_is_saved_and_version_1_checkpoints_still_load(tmp_path):
-    model, path = saved(tmp_path, toi_head="tpp", tpp_calibration=[0.0, 0.3, 1.0])
-    assert load_checkpoint(path).config.tpp_calibration == [0.0, 0.3, 1.0]
-    # A version-1 checkpoint (written before recalibration existed) has no such key, and
-    # no manifest (format 3).
+def _as_older_format(path, version, edit):
+    """The checkpoint rewritten as format ``version`` (< 3: no manifest)."""
     (path / "manifest.json").unlink()
     meta = json.loads((path / "config.json").read_text())
-    meta["format_version"] = 1
-    del meta["model"]["tpp_calibration"]
+    meta["format_version"] = version
+    del meta["fitted"]
+    edit(meta)
     (path / "config.json").write_text(json.dumps(meta))
+
+
+def test_recalibration_is_saved_as_fitted_state_and_older_checkpoints_still_load(tmp_path):
+    levels = [0.0, 0.3, 1.0]
+    model, path = saved(tmp_path, toi_head="tpp", fitted={"tpp_calibration": levels})
+    loaded = load_checkpoint(path)
+    assert loaded.model.fitted_state() == {"tpp_calibration": levels}
+    assert loaded.model.gap_distribution(toy_batch()).calibration == tuple(levels)
+    assert "tpp_calibration" not in json.loads((path / "config.json").read_text())["model"]
+    # Formats 2 and 3 kept the calibration in the model config.
+    _as_older_format(path, 2, lambda meta: meta["model"].update(tpp_calibration=levels))
+    assert load_checkpoint(path).model.fitted_state() == {"tpp_calibration": levels}
+    # A version-1 checkpoint (written before recalibration existed) has no such key, and
+    # no manifest (format 3).
+    _, path = saved(tmp_path / "v1", toi_head="tpp")
+    _as_older_format(path, 1, lambda meta: None)
     old = load_checkpoint(path)
-    assert old.config.tpp_calibration == []
+    assert old.model.fitted_state() == {}
+    assert old.model.gap_distribution(toy_batch()).calibration == ()
     assert torch.equal(old.model.score(toy_batch()), model.score(toy_batch()))
+
+
+@pytest.mark.parametrize(
+    ("fitted", "message"),
+    [
+        ({"tpp_calibration": [0.0, 0.6, 0.5, 1.0]}, "rise strictly"),
+        ({"tpp_calibration": "0,1"}, "rise strictly|fitted"),
+        ({"ema_decay": 0.9}, "unknown fitted state"),
+    ],
+)
+def test_invalid_fitted_state_is_refused_with_its_file(tmp_path, fitted, message):
+    _, path = saved(tmp_path, toi_head="tpp")
+    _as_older_format(path, 2, lambda meta: meta.update(fitted=fitted))
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load_checkpoint(path)
+    assert "config.json" in str(caught.value)
+
+
+def test_calibration_on_a_model_without_a_tpp_head_is_refused():
+    model = build_model(preset("pasrec", n_items=12, hidden=16, history_length=4))
+    with pytest.raises(ValueError, match="without a tpp head"):
+        model.load_fitted_state({"tpp_calibration": [0.0, 1.0]})
 
 
 def test_missing_or_broken_files_are_refused(tmp_path):

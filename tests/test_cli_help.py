@@ -4,7 +4,6 @@ commands pointing to the settings they read, and their clear error for a wrong c
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pasrec.cli.help_text import SERVE_SETTINGS, WORKER_SETTINGS
 from pasrec.cli.main import build_parser, main
 from pasrec.model.config import ModelConfig
 from pasrec.model.options import option_fields
-from pasrec.service.settings import Settings
+from pasrec.service.settings import Settings, environment_without_settings
 from pasrec.training.job import DataOptions, TrainConfig
 
 
@@ -112,7 +111,7 @@ def test_a_training_output_dir_is_not_a_checkpoint(command: str, tmp_path: Path)
     which path was meant, no start-up traceback."""
     (tmp_path / "run" / "checkpoint").mkdir(parents=True)
     (tmp_path / "run" / "checkpoint" / "config.json").write_text("{}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+    env = environment_without_settings()
     env.update(PASREC_MODEL_PATH=str(tmp_path / "run"), PASREC_SQLITE_PATH=str(tmp_path / "x.db"))
     done = subprocess.run([sys.executable, "-m", "pasrec.cli.main", command], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)  # fmt: skip

@@ -4,7 +4,7 @@ import torch
 from pasrec.model.config import preset
 from pasrec.model.encoder import CausalTransformer
 from pasrec.model.losses import bpr_loss, reconstruction_error
-from pasrec.model.recommenders import build_model
+from pasrec.model.registry import build_model
 
 
 def toy_batch() -> dict[str, torch.Tensor]:

@@ -100,7 +100,7 @@ def _probe(report: Path) -> None:
 
     from pasrec.model.batching import make_batch
     from pasrec.model.config import preset
-    from pasrec.model.recommenders import build_model
+    from pasrec.model.registry import build_model
     from pasrec.model.time_norm import TimeNormalizer
     from pasrec.training.distributed import end_rank, init_from_env, shutdown
     from pasrec.training.splits import Samples

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from pasrec.model.config import preset
-from pasrec.model.recommenders import build_model, next_item_loss
+from pasrec.model.recommenders import next_item_loss
+from pasrec.model.registry import build_model
 
 
 def test_cross_entropy_by_hand_on_a_tiny_table():

@@ -5,11 +5,17 @@ import pytest
 import torch
 
 from pasrec.model.config import ModelConfig, preset
-from pasrec.model.recommenders import build_model
+from pasrec.model.registry import build_model
 from pasrec.model.time_encoding import TimeEncoding
 from pasrec.model.time_norm import TimeNormalizer
 from pasrec.model.toi_decode import decode_toi_days
-from pasrec.model.tpp import consecutive_gaps, fit_calibration, history_rhythm, median_gap
+from pasrec.model.tpp import (
+    GapDistribution,
+    consecutive_gaps,
+    fit_calibration,
+    history_rhythm,
+    median_gap,
+)
 from pasrec.training.splits import Samples
 from pasrec.training.toi_eval import (
     error_summary,
@@ -120,19 +126,18 @@ def test_tpp_head_learns_a_known_gap_distribution():
     optimizer = torch.optim.Adam(model.tpp.parameters(), lr=3e-3)
     losses = []
     for _ in range(300):
-        user = model.user_state(batch).detach()
-        loss = model.tpp.nll(user, batch, model.time_encoding)
+        loss = model.gap_nll(batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     assert np.mean(losses[-20:]) < np.mean(losses[:20]) - 0.5
     model.eval()
-    params = model.gap_distribution({k: v[:256] for k, v in batch.items()})
+    forecast = model.gap_distribution({k: v[:256] for k, v in batch.items()})
     # Dequantised: floor(g) + U[0,1) has the median of g within half a day.
-    median = model.tpp.quantile(params, 0.5)
+    median = forecast.quantile(0.5)
     assert median.mean().item() == pytest.approx(10.0, abs=1.0)
-    p_week = model.tpp.cdf(params, torch.full((256,), 7.0)).mean().item()
+    p_week = forecast.cdf(torch.full((256,), 7.0)).mean().item()
     true_p = 0.5 * (1 + math.erf(math.log(7 / 10) / 0.5 / math.sqrt(2)))
     assert p_week == pytest.approx(true_p, abs=0.05)
 
@@ -140,43 +145,41 @@ def test_tpp_head_learns_a_known_gap_distribution():
 def test_window_point_finds_the_densest_two_week_window():
     """A mixture with most mass near 2 days and a wider mode near 60: the best +-7-day window
     is centred on the narrow mode, while the median lies between the modes."""
-    config = preset("pasrec", n_items=4, hidden=8, history_length=3, toi_head="tpp",
-                    tpp_components=2)
-    head = build_model(config).tpp
     log_w = torch.log(torch.tensor([[0.55, 0.45]]))
     means = torch.log1p(torch.tensor([[2.0, 60.0]]))
     log_scales = torch.log(torch.tensor([[0.2, 0.3]]))
-    params = (log_w, means, log_scales)
-    assert 0 <= head.window_point(params, 7).item() <= 8
-    assert head.quantile(params, 0.5).item() > 2.5
+    forecast = GapDistribution(log_w, means, log_scales)
+    assert 0 <= forecast.window_point(7).item() <= 8
+    assert forecast.quantile(0.5).item() > 2.5
 
 
 def test_best_window_start_skips_the_same_day_and_covers_the_later_mode():
     """60 % of returns on the day itself (gap ~0.3 d), 40 % tightly around day 30. From the
     next day on, the 7-day window [p, p + 7] holding most returns must contain day 30."""
-    config = preset("pasrec", n_items=4, hidden=8, history_length=3, toi_head="tpp",
-                    tpp_components=2)  # fmt: skip
-    head = build_model(config).tpp
-    params = (torch.log(torch.tensor([[0.6, 0.4]])), torch.log1p(torch.tensor([[0.3, 30.0]])),
-              torch.log(torch.tensor([[0.05, 0.01]])))  # fmt: skip
-    start = head.best_window_start(params, 7.0).item()
+    forecast = GapDistribution(
+        torch.log(torch.tensor([[0.6, 0.4]])), torch.log1p(torch.tensor([[0.3, 30.0]])),
+        torch.log(torch.tensor([[0.05, 0.01]])),
+    )  # fmt: skip
+    start = forecast.best_window_start(7.0).item()
     assert 23 <= start <= 30
     # Allowed to start on the day itself, the same-day mass wins.
-    assert head.best_window_start(params, 7.0, earliest_days=0).item() == 0
+    assert forecast.best_window_start(7.0, earliest_days=0).item() == 0
     # The mass the chosen window holds is the 40 % of the late mode.
-    held = head.cdf(params, torch.tensor([start + 8.0])) - head.cdf(params, torch.tensor([start]))
+    held = forecast.cdf(torch.tensor([start + 8.0])) - forecast.cdf(torch.tensor([start]))
     assert held.item() == pytest.approx(0.4, abs=0.01)
 
 
 def test_recalibration_fixes_a_head_whose_spread_is_too_narrow():
     """The head says LogNormal(log 10, 0.3) for everyone; true gaps ~ LogNormal(log 14, 0.8).
     Raw quantiles miss badly; after fitting G on one sample, coverage on a fresh sample is
-    within 2 points at every level, quantiles stay monotone, and the config keeps G."""
+    within 2 points at every level, quantiles stay monotone, and the model keeps G as its
+    fitted state."""
     config = preset("pasrec", n_items=4, hidden=8, history_length=3, toi_head="tpp",
                     tpp_components=1)  # fmt: skip
-    head = build_model(config).tpp
+    model = build_model(config)
     n = 20000
     params = tuple(torch.full((n, 1), v) for v in (0.0, math.log1p(10.0), math.log(0.3)))
+    raw = GapDistribution(*params)
     gen = torch.Generator().manual_seed(0)
 
     def true_gaps() -> torch.Tensor:
@@ -184,24 +187,27 @@ def test_recalibration_fixes_a_head_whose_spread_is_too_narrow():
 
     levels = torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9])
 
-    def coverage(gaps: torch.Tensor) -> torch.Tensor:
-        below = [(gaps <= head.quantile(params, float(q))).float().mean() for q in levels]
+    def coverage(forecast: GapDistribution, gaps: torch.Tensor) -> torch.Tensor:
+        below = [(gaps <= forecast.quantile(float(q))).float().mean() for q in levels]
         return torch.stack(below)
 
     held_out, fresh = true_gaps(), true_gaps()
-    assert (coverage(fresh) - levels).abs().max() > 0.15  # badly calibrated before
-    config.tpp_calibration = fit_calibration(head.raw_cdf(params, held_out))
-    assert (coverage(fresh) - levels).abs().max() < 0.02
-    assert ModelConfig.from_dict(config.to_dict()).tpp_calibration == config.tpp_calibration
-    first = tuple(p[:1] for p in params)
-    quantiles = [head.quantile(first, q).item() for q in (0.2, 0.4, 0.6, 0.8)]
+    assert (coverage(raw, fresh) - levels).abs().max() > 0.15  # badly calibrated before
+    model.set_gap_calibration(fit_calibration(raw.raw_cdf(held_out)))
+    calibrated = GapDistribution(*params, model.tpp.calibration)
+    assert (coverage(calibrated, fresh) - levels).abs().max() < 0.02
+    assert model.fitted_state() == {"tpp_calibration": list(calibrated.calibration)}
+    first = GapDistribution(*(p[:1] for p in params), calibrated.calibration)
+    quantiles = [first.quantile(q).item() for q in (0.2, 0.4, 0.6, 0.8)]
     assert quantiles == sorted(quantiles)
 
 
 @pytest.mark.parametrize("values", [[0.0, 0.5], [0.0, 0.6, 0.5, 1.0], [0.1, 1.0], [0.0]])
 def test_invalid_calibration_is_refused(values):
-    with pytest.raises(ValueError, match="tpp_calibration"):
-        preset("pasrec", n_items=4, hidden=8, toi_head="tpp", tpp_calibration=values)
+    model = build_model(preset("pasrec", n_items=4, hidden=8, toi_head="tpp"))
+    with pytest.raises(ValueError, match="tpp calibration"):
+        model.set_gap_calibration(values)
+    assert model.fitted_state() == {}
 
 
 def _tpp_model(**overrides):
@@ -224,12 +230,12 @@ def test_gaps_only_tpp_head_reads_no_absolute_time_and_no_item():
     gaps alone gives the same forecast for the same rhythm at any time, whatever the items."""
     gaps_head = _tpp_model(tpp_inputs="gaps")
     later = _gap_batch(shift=2.0, items=[[0, 9, 8, 7], [6, 5, 4, 3]])
-    for now, then in zip(gaps_head.gap_distribution(_gap_batch()),
-                         gaps_head.gap_distribution(later), strict=True):  # fmt: skip
+    for now, then in zip(gaps_head.gap_distribution(_gap_batch()).params,
+                         gaps_head.gap_distribution(later).params, strict=True):  # fmt: skip
         assert torch.allclose(now, then, atol=1e-6)
     state_head = _tpp_model()
     now, then = state_head.gap_distribution(_gap_batch()), state_head.gap_distribution(later)
-    assert not torch.allclose(now[1], then[1])
+    assert not torch.allclose(now.means, then.means)
 
 
 def test_later_day_target_leaves_same_day_returns_out_of_the_loss():
@@ -244,7 +250,7 @@ def test_later_day_target_leaves_same_day_returns_out_of_the_loss():
         for b in (batch, changed):
             torch.manual_seed(3)  # the same dequantisation draws
             with torch.no_grad():
-                losses.append(float(model.tpp.nll(None, b, model.time_encoding)))
+                losses.append(float(model.gap_nll(b)))
         assert (losses[0] != pytest.approx(losses[1])) == row_0_counts, target
 
 
@@ -252,16 +258,15 @@ def test_p_timely_is_the_window_mass_given_no_return_before_the_push():
     """60 % of returns on the day itself, 40 % tightly around day 30. A push on day 1 is sent
     to a user not back on day 0, who will return around day 30: not within 7 days of it. A
     push on day 25 finds such a user back by day 33 almost surely."""
-    head = _tpp_model().tpp
-    params = (torch.log(torch.tensor([[0.6, 0.4]] * 2)),
-              torch.log1p(torch.tensor([[0.3, 30.0]] * 2)),
-              torch.log(torch.tensor([[0.05, 0.01]] * 2)))  # fmt: skip
-    p = head.p_timely(params, torch.tensor([1.0, 25.0]), 7.0)
+    forecast = GapDistribution(torch.log(torch.tensor([[0.6, 0.4]] * 2)),
+                               torch.log1p(torch.tensor([[0.3, 30.0]] * 2)),
+                               torch.log(torch.tensor([[0.05, 0.01]] * 2)))  # fmt: skip
+    p = forecast.p_timely(torch.tensor([1.0, 25.0]), 7.0)
     assert p[0].item() < 0.01 and p[1].item() > 0.99
     start = torch.tensor([5.0, 25.0])
     grid = torch.stack((start, start + 8.0), dim=1)
-    lower, upper = head.cdf(params, grid).unbind(1)
-    assert torch.allclose(head.p_timely(params, start, 7.0), (upper - lower) / (1 - lower))
+    lower, upper = forecast.cdf(grid).unbind(1)
+    assert torch.allclose(forecast.p_timely(start, 7.0), (upper - lower) / (1 - lower))
 
 
 @pytest.mark.parametrize(("field", "value"), [("tpp_inputs", "items"), ("tpp_target", "soon")])

@@ -53,7 +53,7 @@ def test_pasrec_trains_end_to_end_with_its_toi_report(data_300, tmp_path):
     assert result["model_config"]["toi"] and result["model_config"]["toi_head"] == "tpp"
     assert set(result["test"]) == {"HR@5", "HR@10", "NDCG@5", "NDCG@10", "tpp_nll"}
     # Recalibrated on the validation targets after training, and saved with the checkpoint.
-    calibration = result["model_config"]["tpp_calibration"]
+    calibration = result["fitted"]["tpp_calibration"]
     assert calibration[0] == 0.0 and calibration[-1] == 1.0 and calibration == sorted(calibration)
     plot = tmp_path / "toi.png"
     done = pasrec("evaluate", "--checkpoint", str(tmp_path / "pasrec" / "checkpoint"),

@@ -14,10 +14,15 @@ from torch import nn
 
 from pasrec.model.config import ModelConfig
 from pasrec.model.encoder import CausalTransformer
-from pasrec.model.recommenders import Batch, Recommender, mask_padding_column, next_item_loss
+from pasrec.model.recommenders import (
+    Batch,
+    EmbeddingRecommender,
+    mask_padding_column,
+    next_item_loss,
+)
 
 
-class ClozeRecommender(Recommender):
+class ClozeRecommender(EmbeddingRecommender):
     """Cloze training and appended-[mask] scoring; subclasses supply ``encode``."""
 
     def __init__(self, config: ModelConfig) -> None:

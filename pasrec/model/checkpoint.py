@@ -1,6 +1,7 @@
 """One versioned checkpoint directory: safetensors weights plus JSON for everything else.
 
-Layout: ``config.json`` (format version, model config, name, weights digest), ``vocab.json``
+Layout: ``config.json`` (format version, model config, what was fitted after training beside
+the weights, name, weights digest), ``vocab.json``
 (raw item ids and training counts), ``time.json`` (the time normaliser), ``weights.safetensors``
 and ``manifest.json`` (the SHA-256 of each of those four). Loading checks every file against
 the manifest, and the version is derived from all four digests, so no file can change
@@ -17,15 +18,16 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
 
 from pasrec.model.config import ModelConfig
-from pasrec.model.recommenders import build_model
+from pasrec.model.interfaces import Recommender
+from pasrec.model.registry import build_model
 from pasrec.model.time_norm import TimeNormalizer
 
 # 2: the model config may carry `tpp_calibration` (version-1 checkpoints load without one).
 # 3: manifest.json holds the digest of every file (older checkpoints: of the weights only).
-FORMAT_VERSION = 3
+# 4: fitted state (the tpp calibration) sits in "fitted", beside the model config, not in it.
+FORMAT_VERSION = 4
 WEIGHTS = "weights.safetensors"
 MANIFEST = "manifest.json"
 FILES = ("config.json", "vocab.json", "time.json", WEIGHTS)
@@ -37,7 +39,7 @@ class CheckpointError(ValueError):
 
 @dataclass
 class Checkpoint:
-    model: nn.Module
+    model: Recommender
     config: ModelConfig
     name: str
     item_vocab: list[str]
@@ -63,7 +65,7 @@ def files_digest(digests: dict[str, str]) -> str:
 
 def save_checkpoint(
     directory: str | Path,
-    model: nn.Module,
+    model: Recommender,
     config: ModelConfig,
     name: str,
     item_vocab: list[str],
@@ -80,6 +82,7 @@ def save_checkpoint(
         "format_version": FORMAT_VERSION,
         "name": name,
         "model": config.to_dict(),
+        "fitted": model.fitted_state(),
         "weights_sha256": _digest(directory / WEIGHTS),
         "extra": extra or {},
     }
@@ -116,7 +119,12 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     weights = directory / WEIGHTS
     digests = _verified_digests(directory, meta, version)
     try:
-        config = ModelConfig.from_dict(meta["model"])
+        model_meta = dict(meta["model"])
+        # Before format 4 the tpp calibration was kept in the model config.
+        fitted = meta.get("fitted") or {"tpp_calibration": model_meta.pop("tpp_calibration", [])}
+        if not isinstance(fitted, dict):
+            raise TypeError(f"fitted state must be an object, got {type(fitted).__name__}")
+        config = ModelConfig.from_dict(model_meta)
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(
             f"{directory}/config.json has an invalid model config: {err}"
@@ -131,6 +139,10 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         model.load_state_dict(load_file(weights))
     except RuntimeError as err:
         raise CheckpointError(f"{weights} does not fit the model config: {err}") from err
+    try:
+        model.load_fitted_state({k: v for k, v in fitted.items() if v})
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{directory}/config.json has invalid fitted state: {err}") from err
     model.to(device).eval()
     return Checkpoint(
         model=model,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from pasrec.model.options import check_choices, option
@@ -72,10 +72,6 @@ class ModelConfig:
         help="the gaps the tpp head learns: to the next event, or to the next later day",
         choices=TPP_TARGETS,
     )
-    # Post-hoc recalibration of the tpp head, fitted on validation targets after training:
-    # the calibrated P(gap <= g) is G(F(g)), G piecewise linear in logit(F) (pasrec/model/tpp.py).
-    # Empty: the raw mixture.
-    tpp_calibration: list[float] = field(default_factory=list)
     span_days: float = 1.0  # training day span: turns normalised times back into days
     gamma: float = option(
         0.8, help="ToI fusion: weight of the user state against the predicted ToI embedding"
@@ -200,14 +196,6 @@ class ModelConfig:
                 raise ValueError(f"MEANTIME has one head per kernel: heads must be {len(kernels)}")
         if self.max_interval < 1:
             raise ValueError(f"max_interval must be >= 1, got {self.max_interval}")
-        calibration = self.tpp_calibration
-        if calibration and (
-            len(calibration) < 2
-            or calibration[0] != 0.0
-            or calibration[-1] != 1.0
-            or any(b <= a for a, b in zip(calibration, calibration[1:], strict=False))
-        ):
-            raise ValueError("tpp_calibration must rise strictly from 0 to 1")
         for name in ("ce_weight", "state_ce_weight", "item_init_std"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -16,10 +16,15 @@ from torch import nn
 from pasrec.model.config import ModelConfig
 from pasrec.model.diffusion import GaussianDiffusion, step_embedding
 from pasrec.model.encoder import CausalTransformer
-from pasrec.model.recommenders import Batch, Recommender, mask_padding_column, next_item_loss
+from pasrec.model.recommenders import (
+    Batch,
+    EmbeddingRecommender,
+    mask_padding_column,
+    next_item_loss,
+)
 
 
-class DiffuRec(Recommender):
+class DiffuRec(EmbeddingRecommender):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, item_init_std=config.hidden**-0.5)
         d = config.hidden

@@ -10,9 +10,9 @@ import torch
 
 from pasrec.model.batching import left_pad, make_batch
 from pasrec.model.checkpoint import Checkpoint, load_checkpoint
+from pasrec.model.interfaces import time_of_interest
 from pasrec.model.time_norm import DAY_SECONDS
 from pasrec.model.time_span import TrainingSpan
-from pasrec.model.toi_decode import decode_toi_days
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 HORIZONS_DAYS = (1.0, 7.0, 30.0)
@@ -61,6 +61,7 @@ class Predictor:
         self._popular_order = np.argsort(-counts, kind="stable")
         self._counts = counts
         self.span = TrainingSpan.of(checkpoint.time)
+        self.toi = time_of_interest(self.model)
 
     @classmethod
     def load(
@@ -87,11 +88,11 @@ class Predictor:
 
     @property
     def has_toi(self) -> bool:
-        return bool(self.model.has_toi)
+        return self.toi is not None
 
     @property
     def has_tpp(self) -> bool:
-        return self.checkpoint.config.toi_head == "tpp"
+        return self.toi is not None and self.toi.has_gap_head
 
     @property
     def training_spans(self) -> tuple[TrainingSpan, ...]:
@@ -191,8 +192,8 @@ class Predictor:
             return [None] * len(histories)
         shifts = self._shifts(histories)
         batch, items = self._batch(histories, shifts)
-        model = self.model
-        predicted = model.predict_toi(batch)
+        toi = self.toi
+        predicted = toi.predict_toi(batch)
         last_days = torch.as_tensor(
             [
                 int(h[-1][1] // DAY_SECONDS) + shift if h else 0
@@ -200,26 +201,23 @@ class Predictor:
             ],
             device=self.device,
         )
-        decoded = decode_toi_days(
-            predicted, last_days, model.time_encoding, self.checkpoint.time, self.horizon_days
+        decoded = toi.decode_toi_days(
+            predicted, last_days, self.checkpoint.time, self.horizon_days
         ).tolist()
         days = [day - shift for day, shift in zip(decoded, shifts, strict=True)]
-        params = None
+        forecast = None
         if self.has_tpp:
-            gaps_only = not model.tpp.reads_state
-            params = model.gap_distribution(
-                self._gap_batch(histories, shifts) if gaps_only else batch
+            forecast = toi.gap_distribution(
+                batch if toi.gap_reads_state else self._gap_batch(histories, shifts)
             )
-        if params is not None:
+        if forecast is not None:
             # Whole-batch quantiles and CDFs: one bisection per level, not one per user.
-            gap_quantiles = {q: model.tpp.quantile(params, q).tolist() for q in QUANTILES}
+            gap_quantiles = {q: forecast.quantile(q).tolist() for q in QUANTILES}
             horizon = torch.tensor(HORIZONS_DAYS, device=self.device)
-            within = model.tpp.cdf(params, horizon.expand(len(histories), -1)).tolist()
-            start = model.tpp.best_window_start(
-                params, self.window_days, horizon_days=self.horizon_days
-            )
+            within = forecast.cdf(horizon.expand(len(histories), -1)).tolist()
+            start = forecast.best_window_start(self.window_days, horizon_days=self.horizon_days)
             window = start.tolist()
-            timely = model.tpp.p_timely(params, start, self.window_days).tolist()
+            timely = forecast.p_timely(start, self.window_days).tolist()
         out: list[NextTime | None] = []
         for row, history in enumerate(histories):
             if not history or items[row, -1] == 0:
@@ -229,7 +227,7 @@ class Predictor:
             # one after that event, never before it.
             last = float(history[-1][1])
             result = NextTime(time=max(float(days[row] * DAY_SECONDS), last))
-            if params is not None:
+            if forecast is not None:
                 # The head's unit is (dequantised) days after the day of the last event.
                 last_midnight = (last // DAY_SECONDS) * DAY_SECONDS
                 result.quantiles = {

@@ -1,10 +1,8 @@
-"""Every recommender behind one interface: ``loss``, ``score(batch, at)``, ``predict_toi``.
-
-A batch is a dict of tensors: ``items`` [B, L] (left-padded, 0 = padding), ``times`` [B, L]
-(normalised), and for training ``target`` [B] and ``target_time`` [B].
-"""
+"""The recommenders built from the shared parts, behind the contract of ``interfaces``."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -13,12 +11,13 @@ from torch import nn
 from pasrec.model.config import ModelConfig
 from pasrec.model.diffusion import Denoiser, GaussianDiffusion
 from pasrec.model.encoder import CausalTransformer, GRUEncoder
+from pasrec.model.interfaces import Batch, Recommender
 from pasrec.model.losses import in_batch_negative_centroid, ioi_loss, reconstruction_error, toi_loss
 from pasrec.model.time_encoding import TimeEncoding
+from pasrec.model.time_norm import TimeNormalizer
 from pasrec.model.toi import Fusion, ToIModule
-from pasrec.model.tpp import LogNormalMixtureHead
-
-Batch = dict[str, torch.Tensor]
+from pasrec.model.toi_decode import decode_toi_days
+from pasrec.model.tpp import GapDistribution, LogNormalMixtureHead
 
 
 def mask_padding_column(scores: torch.Tensor) -> torch.Tensor:
@@ -66,14 +65,14 @@ def every_slot_loss(
     return next_item_loss(states[valid], targets[valid], table, kind)
 
 
-class Recommender(nn.Module):
-    """Common base: item table, time encoding and the null ToI interface."""
+class EmbeddingRecommender(Recommender):
+    """A recommender over a learned item table, with (unless it brings its own temporal
+    embeddings) the shared time encoding."""
 
     def __init__(
         self, config: ModelConfig, item_init_std: float, time_encoding: bool = True
     ) -> None:
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.items = nn.Embedding(config.n_items + 1, config.hidden, padding_idx=0)
         item_init_std = config.item_init_std or item_init_std
         nn.init.normal_(self.items.weight, 0.0, item_init_std)
@@ -83,24 +82,11 @@ class Recommender(nn.Module):
         if time_encoding:
             self.time_encoding = TimeEncoding(config, position_std=item_init_std)
 
-    @property
-    def has_toi(self) -> bool:
-        return False
-
     def sequence_inputs(self, batch: Batch) -> torch.Tensor:
         return self.items(batch["items"]) + self.time_encoding(batch["times"])
 
-    def predict_toi(self, batch: Batch) -> torch.Tensor | None:
-        return None
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        raise NotImplementedError
-
-    def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
-
-
-class DiffusionRecommender(Recommender):
+class DiffusionRecommender(EmbeddingRecommender):
     """PASRec; with ``toi=False`` "+TE"; with ``position`` encoding PreferDiff; DreamRec by loss."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -223,14 +209,54 @@ class DiffusionRecommender(Recommender):
             parts["tpp_nll"] = float(l_tpp.detach())
         return total, parts
 
+    def encode_times(self, times: torch.Tensor) -> torch.Tensor:
+        return self.time_encoding(times.unsqueeze(-1)).squeeze(1)
+
+    def decode_toi_days(
+        self,
+        predicted: torch.Tensor,
+        last_days: torch.Tensor,
+        normalizer: TimeNormalizer,
+        horizon_days: int,
+    ) -> torch.Tensor:
+        return decode_toi_days(predicted, last_days, self.time_encoding, normalizer, horizon_days)
+
+    @property
+    def has_gap_head(self) -> bool:
+        return self.config.toi_head == "tpp"
+
+    @property
+    def gap_reads_state(self) -> bool:
+        return self.has_gap_head and self.tpp.reads_state
+
+    def _gap_user(self, batch: Batch) -> torch.Tensor | None:
+        return self.user_state(batch) if self.tpp.reads_state else None
+
     @torch.no_grad()
-    def gap_distribution(self, batch: Batch) -> tuple[torch.Tensor, ...] | None:
-        """Parameters of the tpp head's mixture for each history (None without the head).
-        A head that reads the gaps alone needs only ``batch``'s times and present slots."""
-        if self.config.toi_head != "tpp":
+    def gap_distribution(self, batch: Batch) -> GapDistribution | None:
+        if not self.has_gap_head:
             return None
-        user = self.user_state(batch) if self.tpp.reads_state else None
-        return self.tpp.features(user, batch, self.time_encoding)
+        return self.tpp.features(self._gap_user(batch), batch, self.time_encoding)
+
+    def gap_nll(self, batch: Batch) -> torch.Tensor:
+        return self.tpp.nll(self._gap_user(batch), batch, self.time_encoding)
+
+    def set_gap_calibration(self, levels: list[float]) -> None:
+        self.tpp.set_calibration(levels)
+
+    def fitted_state(self) -> dict[str, Any]:
+        if self.has_gap_head and self.tpp.calibration:
+            return {"tpp_calibration": list(self.tpp.calibration)}
+        return {}
+
+    def load_fitted_state(self, state: dict[str, Any]) -> None:
+        rest = dict(state)
+        levels = rest.pop("tpp_calibration", [])
+        super().load_fitted_state(rest)
+        if levels:
+            if not self.has_gap_head:
+                raise ValueError("tpp_calibration given to a model without a tpp head")
+            self.set_gap_calibration(levels)
 
     @torch.no_grad()
     def generate(self, batch: Batch, at: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
@@ -247,7 +273,7 @@ class DiffusionRecommender(Recommender):
         return mask_padding_column(x0 @ self.items.weight.T)
 
 
-class NextItemModel(Recommender):
+class NextItemModel(EmbeddingRecommender):
     """Causal next-item models: every slot's state predicts the following item through the
     shared item table; the last slot's state ranks the items. Subclasses give ``states``."""
 
@@ -279,45 +305,19 @@ class SequentialClassifier(NextItemModel):
         return self.encoder(batch["items"], inputs)
 
 
-class Popularity(nn.Module):
+class Popularity(Recommender):
     """Scores every item by its count in the training targets."""
 
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.register_buffer("counts", torch.zeros(config.n_items + 1))
 
-    has_toi = False
-
-    def fit_counts(self, targets: torch.Tensor) -> None:
+    def fit_statistics(self, train_targets: torch.Tensor) -> None:
         self.counts.zero_()
-        self.counts.index_add_(0, targets, torch.ones_like(targets, dtype=self.counts.dtype))
-
-    def predict_toi(self, batch: Batch) -> torch.Tensor | None:
-        return None
+        self.counts.index_add_(
+            0, train_targets, torch.ones_like(train_targets, dtype=self.counts.dtype)
+        )
 
     @torch.no_grad()
     def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
         return mask_padding_column(self.counts.unsqueeze(0).repeat(batch["items"].shape[0], 1))
-
-
-def build_model(config: ModelConfig) -> nn.Module:
-    # Imported here because these modules build on Recommender above.
-    from pasrec.model.bert4rec import BERT4Rec
-    from pasrec.model.diffurec import DiffuRec
-    from pasrec.model.meantime import Meantime
-    from pasrec.model.tisasrec import TiSASRec
-
-    baselines = {
-        "bert4rec": BERT4Rec,
-        "tisasrec": TiSASRec,
-        "meantime": Meantime,
-        "diffurec": DiffuRec,
-    }
-    if config.architecture in baselines:
-        return baselines[config.architecture](config)
-    if config.architecture == "diffusion":
-        return DiffusionRecommender(config)
-    if config.architecture in ("sasrec", "gru4rec"):
-        return SequentialClassifier(config)
-    return Popularity(config)

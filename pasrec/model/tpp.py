@@ -7,16 +7,18 @@ with (``tpp_inputs="state"``) the user representation (detached, so the head can
 recommendation quality) and the last time's encoding, or (``"gaps"``) the rhythm of the
 distinct days instead: features that keep their meaning at any absolute time.
 
-Optionally recalibrated after training (``ModelConfig.tpp_calibration``): a monotone map G
-fitted so that the share of validation targets below the q-quantile is q. Every probability
-and quantile the head gives out is calibrated; the log-likelihood stays the raw mixture's.
+Optionally recalibrated after training (``LogNormalMixtureHead.set_calibration``, saved in
+the checkpoint as fitted state): a monotone map G fitted so that the share of validation
+targets below the q-quantile is q. Every probability and quantile the head gives out is
+calibrated; the log-likelihood stays the raw mixture's.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 
 import torch
@@ -113,7 +115,112 @@ def fit_calibration(pit: torch.Tensor, knots: int = 121, floor: float = 0.001) -
     return [float(v) for v in values]
 
 
+def check_calibration(levels: Sequence[float]) -> tuple[float, ...]:
+    """``levels`` as a calibration map G at the knots, or ValueError: G rises strictly from
+    0 to 1 (an empty map is the raw mixture)."""
+    levels = tuple(float(v) for v in levels)
+    if levels and (
+        len(levels) < 2
+        or levels[0] != 0.0
+        or levels[-1] != 1.0
+        or any(b <= a for a, b in pairwise(levels))
+    ):
+        raise ValueError("tpp calibration must rise strictly from 0 to 1")
+    return levels
+
+
+@dataclass(frozen=True)
+class GapDistribution:
+    """The forecast of each row's gap (in days) to its next event: a log-normal mixture over
+    log(1 + gap), with the calibration map G fitted after training (empty: none). Every
+    probability and quantile it gives out is calibrated; ``log_prob`` is the raw mixture's."""
+
+    log_w: torch.Tensor
+    means: torch.Tensor
+    log_scales: torch.Tensor
+    calibration: tuple[float, ...] = ()
+
+    @property
+    def params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.log_w, self.means, self.log_scales
+
+    @property
+    def rows(self) -> int:
+        return self.log_w.shape[0]
+
+    def log_prob(self, gap_days: torch.Tensor) -> torch.Tensor:
+        y = torch.log1p(gap_days.clamp_min(0.0)).unsqueeze(-1)
+        z = (y - self.means) / self.log_scales.exp()
+        log_normal = -0.5 * z**2 - self.log_scales - 0.5 * math.log(2 * math.pi) - y
+        return torch.logsumexp(self.log_w + log_normal, dim=-1)
+
+    def cdf(self, gap_days: torch.Tensor) -> torch.Tensor:
+        """Calibrated P(gap <= g) for ``gap_days`` of shape [B] or [B, G] (a grid per row)."""
+        return self.calibrate(self.raw_cdf(gap_days))
+
+    def calibrate(self, raw: torch.Tensor) -> torch.Tensor:
+        """The recalibration map applied to raw mixture probabilities (identity without one)."""
+        if not self.calibration:
+            return raw
+        levels = torch.tensor(self.calibration, dtype=raw.dtype, device=raw.device)
+        return piecewise_linear(raw, levels)
+
+    def raw_cdf(self, gap_days: torch.Tensor) -> torch.Tensor:
+        """The mixture's own P(gap <= g), before recalibration."""
+        log_w, means, log_scales = self.params
+        if gap_days.dim() == 2:
+            log_w, means, log_scales = (p.unsqueeze(1) for p in self.params)
+        y = torch.log1p(gap_days.clamp_min(0.0)).unsqueeze(-1)
+        z = (y - means) / (log_scales.exp() * math.sqrt(2.0))
+        return (log_w.exp() * 0.5 * (1 + torch.erf(z))).sum(-1)
+
+    def window_point(self, half_width: int, horizon_days: int = 365) -> torch.Tensor:
+        """The day offset t maximising P(t - w <= gap_day <= t + w): the point forecast that
+        best serves a "within +-w days" target (the median serves the absolute error)."""
+        w = half_width
+        # The window [t - w, t + w] is the 2w-day window starting at t - w.
+        return self.best_window_start(2 * w, -w, horizon_days - w) + w
+
+    def best_window_start(
+        self, width_days: float, earliest_days: int = 1, horizon_days: int = 365
+    ) -> torch.Tensor:
+        """The day offset p (from ``earliest_days`` to ``horizon_days``) that maximises
+        P(p <= gap_day <= p + width): a push at p then most likely finds the user back within
+        ``width`` days. A day-granular gap g is the continuous g + u, u in [0, 1), hence the
+        ``+ 1``; a window starting on or before the last event's day holds all mass below."""
+        starts = torch.arange(
+            earliest_days, horizon_days + 1, device=self.log_w.device, dtype=torch.float32
+        )
+        upper = self.cdf((starts + width_days + 1).expand(self.rows, -1))
+        lower = self.cdf(starts.clamp_min(0.0).expand(self.rows, -1))
+        lower = torch.where(starts > 0, lower, torch.zeros_like(lower))
+        return starts[(upper - lower).argmax(dim=1)]
+
+    def p_timely(self, start_days: torch.Tensor, width_days: float) -> torch.Tensor:
+        """P(start <= gap_day <= start + width | gap_day >= start) per row: the chance that a
+        push at day offset ``start`` (>= 1) finds its user back within ``width`` days, given
+        that it is sent at all (the user has not come back before it)."""
+        grid = torch.stack((start_days, start_days + width_days + 1), dim=1).float()
+        lower, upper = self.cdf(grid).unbind(1)
+        return (upper - lower) / (1 - lower).clamp_min(1e-6)
+
+    def quantile(self, q: float, max_days: float = 36500.0) -> torch.Tensor:
+        """Gap in days at quantile q, by bisection on log(1 + gap) (the CDF is monotone)."""
+        low = torch.zeros(self.rows, device=self.log_w.device)
+        high = torch.full_like(low, math.log1p(max_days))
+        for _ in range(40):
+            mid = (low + high) / 2
+            below = self.cdf(torch.expm1(mid)) < q
+            low = torch.where(below, mid, low)
+            high = torch.where(below, high, mid)
+        return torch.expm1((low + high) / 2)
+
+
 class LogNormalMixtureHead(nn.Module):
+    """The network from a history to its ``GapDistribution``. Its calibration is fitted
+    state, set after training (``set_calibration``) and saved beside the weights, not a
+    hyper-parameter."""
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         d = config.hidden
@@ -131,6 +238,10 @@ class LogNormalMixtureHead(nn.Module):
         )
         self.components = k
         self.config = config
+        self.calibration: tuple[float, ...] = ()
+
+    def set_calibration(self, levels: Sequence[float]) -> None:
+        self.calibration = check_calibration(levels)
 
     def parameters_for(
         self,
@@ -138,7 +249,7 @@ class LogNormalMixtureHead(nn.Module):
         time_encoding: torch.Tensor | None,
         items: torch.Tensor,
         times: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> GapDistribution:
         days, valid = consecutive_gaps(times, items, self.span_days)
         gaps = torch.log1p(days) * valid  # 0 where a slot is padding
         present = valid.to(gaps.dtype)
@@ -150,89 +261,23 @@ class LogNormalMixtureHead(nn.Module):
             parts = (history_rhythm(days, valid),)
         features = torch.cat((*parts, gaps, present), dim=-1)
         logits, means, log_scales = self.net(features).chunk(3, dim=-1)
-        return logits.log_softmax(-1), means, log_scales.clamp(-5.0, 3.0)
-
-    def log_prob(self, params, gap_days: torch.Tensor) -> torch.Tensor:
-        log_w, means, log_scales = params
-        y = torch.log1p(gap_days.clamp_min(0.0)).unsqueeze(-1)
-        z = (y - means) / log_scales.exp()
-        log_normal = -0.5 * z**2 - log_scales - 0.5 * math.log(2 * math.pi) - y
-        return torch.logsumexp(log_w + log_normal, dim=-1)
-
-    def cdf(self, params, gap_days: torch.Tensor) -> torch.Tensor:
-        """Calibrated P(gap <= g) for ``gap_days`` of shape [B] or [B, G] (a grid per row)."""
-        return self.calibrate(self.raw_cdf(params, gap_days))
-
-    def calibrate(self, raw: torch.Tensor) -> torch.Tensor:
-        """The recalibration map applied to raw mixture probabilities (identity without one)."""
-        levels = self.config.tpp_calibration
-        if not levels:
-            return raw
-        return piecewise_linear(raw, torch.tensor(levels, dtype=raw.dtype, device=raw.device))
-
-    def raw_cdf(self, params, gap_days: torch.Tensor) -> torch.Tensor:
-        """The mixture's own P(gap <= g), before recalibration."""
-        log_w, means, log_scales = params
-        if gap_days.dim() == 2:
-            log_w, means, log_scales = (p.unsqueeze(1) for p in params)
-        y = torch.log1p(gap_days.clamp_min(0.0)).unsqueeze(-1)
-        z = (y - means) / (log_scales.exp() * math.sqrt(2.0))
-        return (log_w.exp() * 0.5 * (1 + torch.erf(z))).sum(-1)
-
-    def window_point(self, params, half_width: int, horizon_days: int = 365) -> torch.Tensor:
-        """The day offset t maximising P(t - w <= gap_day <= t + w): the point forecast that
-        best serves a "within +-w days" target (the median serves the absolute error)."""
-        w = half_width
-        # The window [t - w, t + w] is the 2w-day window starting at t - w.
-        return self.best_window_start(params, 2 * w, -w, horizon_days - w) + w
-
-    def best_window_start(
-        self, params, width_days: float, earliest_days: int = 1, horizon_days: int = 365
-    ) -> torch.Tensor:
-        """The day offset p (from ``earliest_days`` to ``horizon_days``) that maximises
-        P(p <= gap_day <= p + width): a push at p then most likely finds the user back within
-        ``width`` days. A day-granular gap g is the continuous g + u, u in [0, 1), hence the
-        ``+ 1``; a window starting on or before the last event's day holds all mass below."""
-        batch = params[0].shape[0]
-        starts = torch.arange(
-            earliest_days, horizon_days + 1, device=params[0].device, dtype=torch.float32
+        return GapDistribution(
+            logits.log_softmax(-1), means, log_scales.clamp(-5.0, 3.0), self.calibration
         )
-        upper = self.cdf(params, (starts + width_days + 1).expand(batch, -1))
-        lower = self.cdf(params, starts.clamp_min(0.0).expand(batch, -1))
-        lower = torch.where(starts > 0, lower, torch.zeros_like(lower))
-        return starts[(upper - lower).argmax(dim=1)]
-
-    def p_timely(self, params, start_days: torch.Tensor, width_days: float) -> torch.Tensor:
-        """P(start <= gap_day <= start + width | gap_day >= start) per row: the chance that a
-        push at day offset ``start`` (>= 1) finds its user back within ``width`` days, given
-        that it is sent at all (the user has not come back before it)."""
-        grid = torch.stack((start_days, start_days + width_days + 1), dim=1).float()
-        lower, upper = self.cdf(params, grid).unbind(1)
-        return (upper - lower) / (1 - lower).clamp_min(1e-6)
-
-    def quantile(self, params, q: float, max_days: float = 36500.0) -> torch.Tensor:
-        """Gap in days at quantile q, by bisection on log(1 + gap) (the CDF is monotone)."""
-        batch = params[0].shape[0]
-        low = torch.zeros(batch, device=params[0].device)
-        high = torch.full_like(low, math.log1p(max_days))
-        for _ in range(40):
-            mid = (low + high) / 2
-            below = self.cdf(params, torch.expm1(mid)) < q
-            low = torch.where(below, mid, low)
-            high = torch.where(below, high, mid)
-        return torch.expm1((low + high) / 2)
 
     def features(
         self, user: torch.Tensor | None, batch: dict[str, torch.Tensor], encode
-    ) -> tuple:
-        """Mixture parameters; ``user`` may be None when the head reads the gaps alone."""
+    ) -> GapDistribution:
+        """The forecast; ``user`` may be None when the head reads the gaps alone."""
         last = encode(batch["times"][:, -1:]).squeeze(1) if self.reads_state else None
         return self.parameters_for(user, last, batch["items"], batch["times"])
 
-    def nll(self, user: torch.Tensor, batch: dict[str, torch.Tensor], encode) -> torch.Tensor:
+    def nll(
+        self, user: torch.Tensor | None, batch: dict[str, torch.Tensor], encode
+    ) -> torch.Tensor:
         gap = (batch["target_time"] - batch["times"][:, -1]).clamp_min(0.0) * self.span_days
         gap = gap.round()
-        nll = -self.log_prob(self.features(user, batch, encode), gap + torch.rand_like(gap))
+        nll = -self.features(user, batch, encode).log_prob(gap + torch.rand_like(gap))
         if self.config.tpp_target == "later_day":
             later = (gap > 0).to(nll.dtype)
             return (nll * later).sum() / later.sum().clamp_min(1.0)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
 from typing import Literal, Self
@@ -202,6 +204,17 @@ class PushSettings(BaseModel):
         return self.push_webhook_url is not None
 
 
+ENV_PREFIX = "PASREC_"
+
+
+def environment_without_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: this process's) without any `PASREC_*` setting: for a child
+    process that must configure itself from scratch, not inherit this one's service. Names
+    are matched without case, as the settings read them."""
+    source = os.environ if environ is None else environ
+    return {k: v for k, v in source.items() if not k.upper().startswith(ENV_PREFIX)}
+
+
 class Settings(BaseSettings, PushSettings):
     """Service settings; each field maps to the environment variable `PASREC_<FIELD>`.
 
@@ -212,7 +225,7 @@ class Settings(BaseSettings, PushSettings):
     # Errors name the setting but never echo its value: secrets and URLs with passwords
     # would end up in logs.
     model_config = SettingsConfigDict(
-        env_prefix="PASREC_",
+        env_prefix=ENV_PREFIX,
         env_file=".env",
         extra="ignore",
         use_attribute_docstrings=True,

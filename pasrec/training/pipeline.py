@@ -15,7 +15,7 @@ import torch
 
 from pasrec.model.checkpoint import load_checkpoint, save_checkpoint
 from pasrec.model.config import ModelConfig, preset
-from pasrec.model.recommenders import Popularity, build_model
+from pasrec.model.registry import build_model
 from pasrec.model.time_norm import TimeNormalizer
 from pasrec.training.distributed import World, init_from_env, shutdown
 from pasrec.training.job import DataOptions, TrainConfig, TrainJob
@@ -131,8 +131,7 @@ def _train_and_save(
     config = model_config(model_name, data, normalizer, length, seed=train_cfg.seed,
                           **model_overrides)  # fmt: skip
     model = build_model(config)
-    if isinstance(model, Popularity):
-        model.fit_counts(torch.as_tensor(split.train.target))
+    model.fit_statistics(torch.as_tensor(split.train.target))
     log_path = out / TRAIN_LOG
     if world.is_main:
         log_path.write_text("")
@@ -191,6 +190,7 @@ def _train_and_save(
             "test_samples_count": len(split.test),
         },
         "model_config": config.to_dict(),
+        "fitted": model.fitted_state(),
         "train_config": asdict(train_cfg),
         "world_size": world.size,
         "machine": machine_description(),

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from pasrec.model.batching import make_batch
 from pasrec.model.checkpoint import load_checkpoint
+from pasrec.model.interfaces import TimeOfInterest, time_of_interest
 from pasrec.model.time_norm import TimeNormalizer
-from pasrec.model.toi_decode import decode_toi_days
 from pasrec.model.tpp import fit_calibration, median_gap
 from pasrec.training.splits import Samples
 
@@ -84,17 +84,27 @@ def tpp_pit(
         samples = samples.subset(np.flatnonzero(samples.target_day > samples.days[:, -1]))
     jitter = torch.Generator().manual_seed(0)
     values = []
+    toi = _forecaster(model)
     for part, batch in _batches(samples, normalizer, device, batch_size):
-        params = model.gap_distribution(batch)
-        values.append(model.tpp.raw_cdf(params, _dequantised_gaps(part, jitter, device)).cpu())
+        forecast = toi.gap_distribution(batch)
+        values.append(forecast.raw_cdf(_dequantised_gaps(part, jitter, device)).cpu())
     return torch.cat(values)
 
 
 def calibrate_tpp(
     model: torch.nn.Module, valid: Samples, normalizer: TimeNormalizer, device: torch.device
 ) -> None:
-    """Fit the tpp head's recalibration on the validation targets (stored in its config)."""
-    model.config.tpp_calibration = fit_calibration(tpp_pit(model, valid, normalizer, device))
+    """Fit the tpp head's recalibration on the validation targets (the model's fitted state,
+    saved in its checkpoint)."""
+    levels = fit_calibration(tpp_pit(model, valid, normalizer, device))
+    _forecaster(model).set_gap_calibration(levels)
+
+
+def _forecaster(model: torch.nn.Module) -> TimeOfInterest:
+    toi = time_of_interest(model)
+    if toi is None:
+        raise ValueError(f"{type(model).__name__} forecasts no time of interest")
+    return toi
 
 
 def _coverage(pit: np.ndarray) -> dict[str, float]:
@@ -115,26 +125,25 @@ def model_toi(
     decoded, cosines, medians, windows, nll, pit, raw_pit = [], [], [], [], [], [], []
     # The tpp head models gap + U[0,1) (dequantised days); score it on the same, seeded.
     jitter = torch.Generator().manual_seed(0)
+    toi = _forecaster(model)
+    recalibrated = False
     for part, batch in _batches(samples, normalizer, device, batch_size):
-        predicted = model.predict_toi(batch)
-        truth = model.time_encoding(batch["target_time"].unsqueeze(-1)).squeeze(1)
+        predicted = toi.predict_toi(batch)
+        truth = toi.encode_times(batch["target_time"])
         cosines.append(F.cosine_similarity(predicted, truth, dim=-1).cpu().numpy())
         last = torch.as_tensor(part.days[:, -1], device=device)
-        decoded.append(
-            decode_toi_days(predicted, last, model.time_encoding, normalizer, horizon_days)
-            .cpu()
-            .numpy()
-        )
-        params = model.gap_distribution(batch)
-        if params is not None:
+        decoded.append(toi.decode_toi_days(predicted, last, normalizer, horizon_days).cpu().numpy())
+        forecast = toi.gap_distribution(batch)
+        if forecast is not None:
             gap = _dequantised_gaps(part, jitter, device)
-            nll.append((-model.tpp.log_prob(params, gap)).cpu().numpy())
-            median = model.tpp.quantile(params, 0.5).floor().cpu().numpy()
+            nll.append((-forecast.log_prob(gap)).cpu().numpy())
+            median = forecast.quantile(0.5).floor().cpu().numpy()
             medians.append(part.days[:, -1] + median)
-            windows.append(part.days[:, -1] + model.tpp.window_point(params, 7).cpu().numpy())
-            raw = model.tpp.raw_cdf(params, gap)
+            windows.append(part.days[:, -1] + forecast.window_point(7).cpu().numpy())
+            raw = forecast.raw_cdf(gap)
             raw_pit.append(raw.cpu().numpy())
-            pit.append(model.tpp.calibrate(raw).cpu().numpy())
+            pit.append(forecast.calibrate(raw).cpu().numpy())
+            recalibrated = bool(forecast.calibration)
     cos = np.concatenate(cosines)
     out: dict[str, Any] = {
         "decoded_days": np.concatenate(decoded),
@@ -147,7 +156,7 @@ def model_toi(
         out["tpp_nll_mean"] = float(np.concatenate(nll).mean())
         out["tpp_calibration_pct"] = _coverage(np.concatenate(pit))
         out["tpp_calibration_raw_pct"] = _coverage(np.concatenate(raw_pit))
-        out["tpp_recalibrated"] = bool(model.config.tpp_calibration)
+        out["tpp_recalibrated"] = recalibrated
     return out
 
 
@@ -204,7 +213,7 @@ def toi_report(
         "target_gaps": {name: gap_summary(part) for name, part in
                         (("train", train), ("valid", valid), ("test", test))},
     }  # fmt: skip
-    if getattr(model, "has_toi", False):
+    if time_of_interest(model) is not None:
         result = model_toi(model, test, normalizer, device)
         predictions[f"{label}: decoded ToI"] = result["decoded_days"]
         report["cosine_mean"] = result["cosine_mean"]

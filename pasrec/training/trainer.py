@@ -17,6 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pasrec.model.batching import make_batch
+from pasrec.model.interfaces import time_of_interest
 from pasrec.model.time_norm import TimeNormalizer
 from pasrec.training.distributed import broadcast_flag, current_world, shard, sum_across, wrap
 from pasrec.training.job import TrainConfig
@@ -89,7 +90,8 @@ def evaluate(
     mean negative log-likelihood of the next gap (``tpp_nll``, lower is better)."""
     model.eval()
     acc = MetricAccumulator()
-    has_tpp = getattr(model, "config", None) is not None and model.config.toi_head == "tpp"
+    toi = time_of_interest(model)
+    has_tpp = toi is not None and toi.has_gap_head
     nll_sum = 0.0
     starts = range(0, len(samples), batch_size)
     for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
@@ -102,8 +104,7 @@ def evaluate(
             cuda = [device] if device.type == "cuda" else []
             with torch.no_grad(), torch.random.fork_rng(devices=cuda):
                 torch.manual_seed(start)
-                user = model.user_state(batch)
-                nll_sum += float(model.tpp.nll(user, batch, model.time_encoding)) * len(part)
+                nll_sum += float(toi.gap_nll(batch)) * len(part)
     result = acc.result()
     if has_tpp:
         result["tpp_nll"] = nll_sum / max(len(samples), 1)

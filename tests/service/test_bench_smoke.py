@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from service_helpers import free_port, service_process
 
+from pasrec.service.settings import environment_without_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_KEY = "bench-smoke-key-0123456789"
 
@@ -27,7 +29,7 @@ def data(synthetic_users) -> Path:
 
 
 def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+    return environment_without_settings()
 
 
 def _run(cmd: list[str], cwd: Path = ROOT) -> str:

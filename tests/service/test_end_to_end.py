@@ -3,7 +3,6 @@ the test session on synthetic data."""
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from service_helpers import event, free_port, make_keys, read_slice, service_process
 
 from pasrec.model.predictor import Predictor
-from pasrec.service.settings import Settings
+from pasrec.service.settings import Settings, environment_without_settings
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+    env = environment_without_settings()
     env.update(
         PASREC_HOST="127.0.0.1",
         PASREC_PORT=str(port),

@@ -3,7 +3,6 @@ idempotently per push, keeping the push id (the receiver's idempotency key)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from push_helpers import PushEnv, at, push_env
 from service_helpers import Clock, Keys, read_slice
 from webhook_receiver import Receiver, Reply
 
-from pasrec.service.settings import Settings
+from pasrec.service.settings import Settings, environment_without_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = "1"
@@ -99,7 +98,7 @@ def test_a_user_with_a_newer_pending_push_keeps_that_one(
 def test_pasrec_requeue_cli(settings: Settings, clock: Clock, keys: Keys, history) -> None:
     with Receiver(list(DOWN)) as receiver, push_env(settings, clock, keys, receiver.url) as env:
         push_id = kill(env, history)
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+        environ = environment_without_settings()
         environ |= {
             "PASREC_DATABASE_URL": settings.database_url or "",
             "PASREC_SQLITE_PATH": str(settings.sqlite_path),

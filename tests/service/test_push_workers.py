@@ -3,7 +3,6 @@ the middle of a delivery loses nothing."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -23,7 +22,7 @@ from webhook_receiver import Receiver, Reply
 from pasrec.service.context import ServiceContext
 from pasrec.service.metrics import Metrics
 from pasrec.service.push.dispatcher import Dispatcher
-from pasrec.service.settings import Settings
+from pasrec.service.settings import Settings, environment_without_settings
 
 
 @pytest.fixture
@@ -115,7 +114,7 @@ def test_worker_killed_mid_delivery_is_taken_over_after_its_lease(
 
 def _start_worker(settings: Settings, url: str, log: Path) -> subprocess.Popen[bytes]:
     configured = push_settings(settings, url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+    env = environment_without_settings()
     env.update(
         PASREC_DATABASE_URL=configured.database_url or "",
         PASREC_REDIS_URL=configured.redis_url or "",

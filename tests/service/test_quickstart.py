@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from service_helpers import free_port
 
+from pasrec.service.settings import environment_without_settings
 from pasrec.training.synthetic import SyntheticConfig, write_synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def test_readme_quickstart_delivers_a_push(tmp_path: Path) -> None:
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     api, hook = free_port(), free_port()
     script = rest.replace("8000", str(api)).replace("9000", str(hook))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+    env = environment_without_settings()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     log = tmp_path / "quickstart.log"
     with log.open("w") as sink:

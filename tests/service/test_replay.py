@@ -5,7 +5,6 @@ embedded store and on PostgreSQL + Redis, which must give the same pushes."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from service_helpers import PG_URL
 from pasrec.model.checkpoint import load_checkpoint
 from pasrec.replay.data import load_replay_data
 from pasrec.replay.harness import ReplayOptions, run_replay
+from pasrec.service.settings import environment_without_settings
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def test_replay_on_postgres_and_redis_matches_embedded_and_cleans_up(
 def test_unreachable_or_inconsistent_stores_are_clear_errors_before_training(
     data_30: Path, tmp_path: Path, flags: list[str], message: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+    env = environment_without_settings()
     done = subprocess.run(
         [sys.executable, "-m", "pasrec.cli.main", "replay", "--data", str(data_30),
          "--cutoff", "0.9", "--out", str(tmp_path / "out"), *flags],

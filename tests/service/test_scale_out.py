@@ -6,7 +6,6 @@ as duplicates; every due user must get exactly one delivered push, the others no
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from push_helpers import SECRET
 from service_helpers import event, free_port, private_schema, read_slice
 
 from pasrec.replay.isolated_store import private_redis_prefix, unique_name
+from pasrec.service.settings import environment_without_settings
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,7 @@ def running_stack(
 def _stack(
     scale_schema: str, redis_url: str, prefix: str, checkpoint: Path, tmp_path: Path
 ) -> Iterator[tuple[list[str], str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PASREC_")}
+    env = environment_without_settings()
     receiver_port = free_port()
     receiver_url = f"http://127.0.0.1:{receiver_port}"
     env.update(

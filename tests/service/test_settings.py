@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pasrec.service.settings import Settings
+from pasrec.service.settings import Settings, environment_without_settings
 
 README = Path(__file__).resolve().parents[2] / "pasrec" / "service" / "README.md"
 
@@ -34,3 +34,11 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PASREC_MAX_K", "0")
     with pytest.raises(ValueError, match="max_k"):
         Settings(_env_file=None)
+
+
+def test_a_child_environment_drops_every_setting_and_keeps_the_rest(monkeypatch):
+    parent = {"PASREC_DATABASE_URL": "postgresql://x", "PASREC_": "", "PATH": "/bin",
+              "pasrec_log_level": "read by the settings too", "MY_PASREC_X": "kept"}  # fmt: skip
+    monkeypatch.setenv("pasrec_log_level", "DEBUG")
+    assert Settings().log_level == "DEBUG"  # lower case is a setting as well
+    assert environment_without_settings(parent) == {"PATH": "/bin", "MY_PASREC_X": "kept"}
