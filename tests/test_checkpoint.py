@@ -119,7 +119,7 @@ def test_invalid_fitted_state_is_refused_with_its_file(tmp_path, fitted, message
 
 def test_calibration_on_a_model_without_a_tpp_head_is_refused():
     model = build_model(preset("pasrec", n_items=12, hidden=16, history_length=4))
-    with pytest.raises(ValueError, match="without a tpp head"):
+    with pytest.raises(ValueError, match="no tpp head"):
         model.load_fitted_state({"tpp_calibration": [0.0, 1.0]})
 
 

@@ -229,8 +229,13 @@ class DiffusionRecommender(EmbeddingRecommender):
     def gap_reads_state(self) -> bool:
         return self.has_gap_head and self.tpp.reads_state
 
+    def _gap_head(self) -> LogNormalMixtureHead:
+        if not self.has_gap_head:
+            raise ValueError("this model has no tpp head (toi_head='tpp' builds one)")
+        return self.tpp
+
     def _gap_user(self, batch: Batch) -> torch.Tensor | None:
-        return self.user_state(batch) if self.tpp.reads_state else None
+        return self.user_state(batch) if self._gap_head().reads_state else None
 
     @torch.no_grad()
     def gap_distribution(self, batch: Batch) -> GapDistribution | None:
@@ -242,7 +247,7 @@ class DiffusionRecommender(EmbeddingRecommender):
         return self.tpp.nll(self._gap_user(batch), batch, self.time_encoding)
 
     def set_gap_calibration(self, levels: list[float]) -> None:
-        self.tpp.set_calibration(levels)
+        self._gap_head().set_calibration(levels)
 
     def fitted_state(self) -> dict[str, Any]:
         if self.has_gap_head and self.tpp.calibration:
@@ -254,8 +259,6 @@ class DiffusionRecommender(EmbeddingRecommender):
         levels = rest.pop("tpp_calibration", [])
         super().load_fitted_state(rest)
         if levels:
-            if not self.has_gap_head:
-                raise ValueError("tpp_calibration given to a model without a tpp head")
             self.set_gap_calibration(levels)
 
     @torch.no_grad()
