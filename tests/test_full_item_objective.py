@@ -210,3 +210,23 @@ def test_ddim_can_stop_at_a_share_of_t_and_return_its_estimate_there():
     assert not torch.allclose(model.generate(batch), full)
     with pytest.raises(ValueError, match="ddim_floor"):
         preset("pasrec", ddim_floor=1.0)
+
+
+def test_preferdiffs_loss_is_weighed_and_can_be_left_out():
+    """ioi_weight scales PreferDiff's loss inside the item loss; at 0 the denoiser learns from
+    the cross-entropy alone (no negative pass), and without either term it is refused."""
+    batch = toy_rows(0, count=8)
+    losses = {}
+    for weight in (0.0, 1.0, 2.0):
+        model = diffusion(ce_weight=1.0, ioi_weight=weight)
+        torch.manual_seed(7)
+        losses[weight] = model.loss(batch)
+    ioi = losses[1.0][1]["ioi"]
+    assert "ioi" not in losses[0.0][1] and losses[2.0][1]["ioi"] == pytest.approx(ioi)
+    assert losses[0.0][1]["ce"] == pytest.approx(losses[1.0][1]["ce"])
+    eta = preset("pasrec-paper").eta
+    assert (losses[2.0][0] - losses[0.0][0]).item() == pytest.approx(2 * eta * ioi, rel=1e-4)
+    with pytest.raises(ValueError, match="ioi_weight 0 needs ce_weight"):
+        preset("pasrec-paper", ioi_weight=0.0, ce_weight=0.0)
+    with pytest.raises(ValueError, match="ioi_weight must be >= 0"):
+        preset("pasrec", ioi_weight=-1.0)

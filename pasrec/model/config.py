@@ -85,6 +85,12 @@ class ModelConfig:
     guidance: float = option(8.0, help="classifier-free guidance weight w of the DDIM sampler")
     bpr_scale: float = 5.0
     recon_loss: str = option("cosine", help="diffusion reconstruction loss", choices=RECON_LOSSES)
+    # PreferDiff's loss (lam-weighted reconstruction + in-batch BPR) pulls the estimate towards
+    # the target's direction, which is not what ranks by dot product; with a full-item
+    # cross-entropy beside it (ce_weight) it may be weighed down or off (0).
+    ioi_weight: float = option(
+        1.0, help="weight of PreferDiff's loss on the denoiser (0: cross-entropy alone)"
+    )
     # Weight of a softmax cross-entropy over every item on the denoised estimate (logits =
     # x0_hat . item table), added to the IoI loss. PreferDiff's objective sees one in-batch
     # centroid as its only negative; the full softmax ranks the target against all items, the
@@ -196,7 +202,9 @@ class ModelConfig:
                 raise ValueError(f"MEANTIME has one head per kernel: heads must be {len(kernels)}")
         if self.max_interval < 1:
             raise ValueError(f"max_interval must be >= 1, got {self.max_interval}")
-        for name in ("ce_weight", "state_ce_weight", "item_init_std"):
+        if self.ioi_weight == 0 and self.ce_weight == 0:
+            raise ValueError("ioi_weight 0 needs ce_weight > 0: the denoiser would learn nothing")
+        for name in ("ioi_weight", "ce_weight", "state_ce_weight", "item_init_std"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("ce_step_floor", "ddim_floor"):
@@ -263,7 +271,8 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 # the sampling that suits it, and the encoder, denoiser and table scale it trains with.
 OBJECTIVE_FIELDS = (
     "encoder", "encoder_inputs", "encoder_losses",
-    "ce_weight", "ce_temperature", "ce_step_floor", "state_ce_weight", "item_init_std", "denoiser",
+    "ioi_weight", "ce_weight", "ce_temperature", "ce_step_floor", "state_ce_weight",
+    "item_init_std", "denoiser",
     "diffusion_slots", "guidance", "ddim_floor", "ddim_steps",
 )
 

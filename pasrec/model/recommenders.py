@@ -180,15 +180,19 @@ class DiffusionRecommender(EmbeddingRecommender):
         # With "user" losses the item table, like g_u, is GRU4Rec's: the denoiser reads it.
         table = self.items.weight.detach() if detach_user else self.items.weight
         positive = F.embedding(targets, table)
-        negative = in_batch_negative_centroid(targets, positive)
         steps = self.diffusion.sample_steps(positive.shape[0], positive.device)
         noise = torch.randn_like(positive)
         pos_pred = self.denoiser(self.diffusion.q_sample(positive, steps, noise), steps, cond)
-        neg_pred = self.denoiser(self.diffusion.q_sample(negative, steps, noise), steps, cond)
-        pos_err = reconstruction_error(pos_pred, positive, cfg.recon_loss)
-        neg_err = reconstruction_error(neg_pred, negative, cfg.recon_loss)
-        l_ioi = ioi_loss(pos_err, neg_err, cfg.lam, cfg.bpr_scale)
-        parts = {"ioi": float(l_ioi.detach())}
+        l_ioi = pos_pred.new_zeros(())
+        parts: dict[str, float] = {}
+        if cfg.ioi_weight:
+            negative = in_batch_negative_centroid(targets, positive)
+            neg_pred = self.denoiser(self.diffusion.q_sample(negative, steps, noise), steps, cond)
+            pos_err = reconstruction_error(pos_pred, positive, cfg.recon_loss)
+            neg_err = reconstruction_error(neg_pred, negative, cfg.recon_loss)
+            preferdiff = ioi_loss(pos_err, neg_err, cfg.lam, cfg.bpr_scale)
+            parts["ioi"] = float(preferdiff.detach())
+            l_ioi = cfg.ioi_weight * preferdiff
         noisy = steps >= cfg.ce_step_floor * cfg.diffusion_steps
         if cfg.ce_weight and noisy.any():
             l_ce = full_softmax_loss(pos_pred[noisy], targets[noisy], table, cfg.ce_temperature)
