@@ -156,3 +156,20 @@ def test_push_schedules_smoke(synthetic_users, tmp_path: Path) -> None:
     assert limited == sorted(limited)
     assert (tmp_path / "out" / "push_schedules.png").stat().st_size > 0
     assert "| user_median |" in table
+
+
+def test_condition_vs_sample_scores_the_product_sampler_as_training_did(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "condition_vs_sample.json"
+    _run([sys.executable, "bench/condition_vs_sample.py", "--checkpoint", str(tiny_checkpoint),
+          "--part", "test", "--floors", "0", "0.9", "--out", str(out)])  # fmt: skip
+    report = json.loads(out.read_text())
+    trained = json.loads((tiny_checkpoint.parent / "results.json").read_text())
+    # The sampler's ranking is the one the trainer tested: same split, same scores.
+    assert report["rankers"]["sample (preset's sampler)"] == pytest.approx(trained["test"])
+    assert report["users"] == trained["data"]["test_samples_count"]
+    assert set(report["rankers"]) == {
+        "sample (preset's sampler)", "condition g'_u", "encoder state g_u",
+        "sample, floor 0, 10 steps", "sample, floor 0.9, 10 steps",
+    }  # fmt: skip
