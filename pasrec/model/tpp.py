@@ -129,7 +129,8 @@ def check_calibration(levels: Sequence[float]) -> tuple[float, ...]:
     return levels
 
 
-@dataclass(frozen=True)
+# Tensors have no truth value: comparing two forecasts with == would raise, so no eq.
+@dataclass(frozen=True, eq=False)
 class GapDistribution:
     """The forecast of each row's gap (in days) to its next event: a log-normal mixture over
     log(1 + gap), with the calibration map G fitted after training (empty: none). Every
