@@ -28,13 +28,14 @@ def data(synthetic_users) -> Path:
     return synthetic_users(120)
 
 
-def _clean_env() -> dict[str, str]:
-    return environment_without_settings()
-
-
 def _run(cmd: list[str], cwd: Path = ROOT) -> str:
     done = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=300, cwd=cwd, env=_clean_env()
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=environment_without_settings(),
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done.stdout
@@ -66,7 +67,7 @@ def server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     """`python -m pasrec.service` on loopback, embedded storage, serving the tiny checkpoint."""
     work = tmp_path_factory.mktemp("bench-server")
     port = free_port()
-    env = _clean_env() | {
+    env = environment_without_settings() | {
         "PASREC_PORT": str(port),
         "PASREC_MODEL_PATH": str(tiny_checkpoint),
         "PASREC_SQLITE_PATH": str(work / "pasrec.db"),
