@@ -12,7 +12,13 @@ from pasrec.model.config import ModelConfig
 from pasrec.model.diffusion import Denoiser, GaussianDiffusion
 from pasrec.model.encoder import CausalTransformer, GRUEncoder
 from pasrec.model.interfaces import Batch, Recommender
-from pasrec.model.losses import in_batch_negative_centroid, ioi_loss, reconstruction_error, toi_loss
+from pasrec.model.losses import (
+    in_batch_negative_centroid,
+    ioi_loss,
+    reconstruction_error,
+    toi_loss,
+    view_agreement_loss,
+)
 from pasrec.model.time_encoding import TimeEncoding
 from pasrec.model.time_norm import TimeNormalizer
 from pasrec.model.toi import Fusion, ToIModule
@@ -31,14 +37,15 @@ def next_item_loss(
     table: nn.Embedding,
     kind: str,
     temperature: float = 1.0,
+    smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Loss of states [N, d] predicting items [N] by dot product with the item table.
 
-    ``ce``: softmax over every item (logits divided by ``temperature``); ``bce``: one uniformly
-    sampled negative (SASRec's original).
+    ``ce``: softmax over every item (logits divided by ``temperature``, the target's share of
+    the label ``1 - smoothing``); ``bce``: one uniformly sampled negative (SASRec's original).
     """
     if kind == "ce":
-        return full_softmax_loss(states, targets, table.weight, temperature)
+        return full_softmax_loss(states, targets, table.weight, temperature, smoothing)
     negatives = torch.randint(1, table.num_embeddings, targets.shape, device=targets.device)
     pos = (states * table(targets)).sum(-1)
     neg = (states * table(negatives)).sum(-1)
@@ -46,23 +53,34 @@ def next_item_loss(
 
 
 def full_softmax_loss(
-    states: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, temperature: float = 1.0
+    states: torch.Tensor,
+    targets: torch.Tensor,
+    weight: torch.Tensor,
+    temperature: float = 1.0,
+    smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Softmax cross-entropy of states [N, d] over every item row of ``weight`` but padding."""
+    """Softmax cross-entropy of states [N, d] over every item row of ``weight`` but padding;
+    ``smoothing`` spreads that share of each label evenly over the real items."""
     logits = states @ weight.T / temperature
-    logits[:, 0] = float("-inf")
-    return F.cross_entropy(logits, targets)
+    if not smoothing:
+        logits[:, 0] = float("-inf")
+        return F.cross_entropy(logits, targets)
+    # The padding column leaves the softmax rather than taking -inf, which the smoothed
+    # label's uniform part would otherwise multiply.
+    log_p = F.log_softmax(logits[:, 1:], dim=-1)
+    target_nll = -log_p.gather(1, (targets - 1).unsqueeze(1)).squeeze(1)
+    return ((1 - smoothing) * target_nll - smoothing * log_p.mean(-1)).mean()
 
 
 def every_slot_loss(
-    states: torch.Tensor, batch: Batch, table: nn.Embedding, kind: str
+    states: torch.Tensor, batch: Batch, table: nn.Embedding, kind: str, smoothing: float = 0.0
 ) -> torch.Tensor:
     """Causal next-item training: each history slot predicts the following history item, the
     last slot the sample's target; padded slots are skipped."""
     items = batch["items"]
     targets = torch.cat((items[:, 1:], batch["target"].unsqueeze(1)), dim=1)
     valid = items != 0
-    return next_item_loss(states[valid], targets[valid], table, kind)
+    return next_item_loss(states[valid], targets[valid], table, kind, smoothing=smoothing)
 
 
 class EmbeddingRecommender(Recommender):
@@ -168,7 +186,7 @@ class DiffusionRecommender(EmbeddingRecommender):
         cond, predicted = self.condition(user, last_times, None, fuse_detached=detach_user)
         state_ce = (
             next_item_loss(user if detach_user else cond, targets, self.items, "ce",
-                           cfg.ce_temperature)
+                           cfg.ce_temperature, cfg.label_smoothing)
             if cfg.state_ce_weight
             else None
         )  # fmt: skip
@@ -201,6 +219,10 @@ class DiffusionRecommender(EmbeddingRecommender):
         if state_ce is not None:
             l_ioi = l_ioi + cfg.state_ce_weight * state_ce
             parts["state_ce"] = float(state_ce.detach())
+        if cfg.view_weight:
+            views = view_agreement_loss(last_user, self.user_state(batch), batch["target"])
+            l_ioi = l_ioi + cfg.view_weight * views
+            parts["views"] = float(views.detach())
         if predicted is None:
             return l_ioi, parts
         true_encoding = self.time_encoding(target_times.unsqueeze(-1)).squeeze(1)
@@ -288,8 +310,15 @@ class NextItemModel(EmbeddingRecommender):
         raise NotImplementedError
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        loss = every_slot_loss(self.states(batch), batch, self.items, self.config.sasrec_loss)
-        return loss, {"loss": float(loss.detach())}
+        cfg = self.config
+        states = self.states(batch)
+        loss = every_slot_loss(states, batch, self.items, cfg.sasrec_loss, cfg.label_smoothing)
+        parts = {"loss": float(loss.detach())}
+        if cfg.view_weight:
+            views = view_agreement_loss(states[:, -1], self.states(batch)[:, -1], batch["target"])
+            parts["views"] = float(views.detach())
+            loss = loss + cfg.view_weight * views
+        return loss, parts
 
     @torch.no_grad()
     def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
