@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from pasrec.model.config import preset
-from pasrec.model.losses import view_agreement_loss
 from pasrec.model.recommenders import next_item_loss
 from pasrec.model.registry import build_model
 
@@ -63,17 +62,21 @@ def test_a_smoothed_classifier_stops_short_of_certainty():
     assert top[0.3] == pytest.approx(1 - 0.3 + 0.3 / 12, abs=0.05)
 
 
-def test_label_smoothing_reaches_the_diffusion_models_state_term():
+def test_label_smoothing_reaches_both_cross_entropies_of_the_diffusion_model():
     batch = toy_rows(0, count=8)
-    torch.manual_seed(0)
-    model = build_model(preset("pasrec", n_items=12, hidden=16, history_length=4,
-                               label_smoothing=0.2)).eval()  # fmt: skip
-    state_ce = model.loss(batch)[1]["state_ce"]
+    parts = {}
+    for smoothing in (0.0, 0.2):
+        torch.manual_seed(0)
+        model = build_model(preset("pasrec", n_items=12, hidden=16, history_length=4,
+                                   label_smoothing=smoothing)).eval()  # fmt: skip
+        torch.manual_seed(7)  # the same diffusion steps and noise for both
+        parts[smoothing] = model.loss(batch)[1]
     user, _, targets, _, _ = model.training_rows(batch)
     smoothed = next_item_loss(user, targets, model.items, "ce", smoothing=0.2).item()
-    plain = next_item_loss(user, targets, model.items, "ce").item()
-    assert state_ce == pytest.approx(smoothed, rel=1e-5)
-    assert smoothed != pytest.approx(plain, rel=1e-5)
+    assert parts[0.2]["state_ce"] == pytest.approx(smoothed, rel=1e-5)
+    assert parts[0.0]["state_ce"] != pytest.approx(smoothed, rel=1e-5)
+    # The estimate's cross-entropy, on the same noisy rows, is smoothed too.
+    assert parts[0.2]["ce"] != pytest.approx(parts[0.0]["ce"], rel=1e-5)
 
 
 def toy_rows(seed: int, count: int = 64, n_items: int = 12, length: int = 4):
@@ -201,7 +204,7 @@ def test_item_table_initialisation_is_a_setting():
     [("ce_weight", -1.0), ("state_ce_weight", -0.5), ("ce_temperature", 0.0),
      ("item_init_std", -0.1), ("ce_step_floor", 1.0), ("ce_step_floor", -0.1),
      ("encoder_inputs", "time"), ("encoder_losses", "none"), ("label_smoothing", 1.0),
-     ("label_smoothing", -0.1), ("view_weight", -1.0)],  # fmt: skip
+     ("label_smoothing", -0.1)],  # fmt: skip
 )
 def test_bad_objective_settings_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
@@ -281,33 +284,3 @@ def test_preferdiffs_loss_is_weighed_and_can_be_left_out():
     with pytest.raises(ValueError, match="ioi_weight must be >= 0"):
         preset("pasrec", ioi_weight=-1.0)
 
-
-def test_view_agreement_by_hand():
-    first = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
-    second = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
-    # Logits first @ second.T: [[1, 0], [2, 2]]; rows pick the diagonal, then columns do.
-    rows = -math.log(math.e / (math.e + 1)) - math.log(math.exp(2) / (2 * math.exp(2)))
-    cols = -math.log(math.e / (math.e + math.exp(2))) - math.log(math.exp(2) / (1 + math.exp(2)))
-    got = view_agreement_loss(first, second, torch.tensor([3, 5]))
-    assert got.item() == pytest.approx((rows / 2 + cols / 2) / 2, rel=1e-6)
-    # Two histories with the same target are not each other's negatives: nothing to tell apart.
-    assert view_agreement_loss(first, second, torch.tensor([4, 4])).item() == pytest.approx(0.0)
-
-
-@pytest.mark.parametrize("model_name", ["gru4rec", "pasrec"])
-def test_the_view_term_is_added_with_its_weight(model_name):
-    batch = toy_rows(0, count=8)
-    totals = {}
-    for weight in (0.0, 0.5):
-        torch.manual_seed(0)
-        model = build_model(preset(model_name, n_items=12, hidden=16, history_length=4,
-                                   view_weight=weight))  # fmt: skip
-        torch.manual_seed(7)  # the same dropout masks for the shared passes
-        totals[weight] = model.loss(batch)
-    views = totals[0.5][1]["views"]
-    assert "views" not in totals[0.0][1]
-    assert views > 0.0  # dropout makes the two views differ
-    # The diffusion models weigh their item losses by eta against the ToI loss.
-    scale = 1.0 if model_name == "gru4rec" else preset("pasrec").eta
-    assert (totals[0.5][0] - totals[0.0][0]).item() == pytest.approx(0.5 * scale * views,
-                                                                       rel=1e-3)

@@ -99,16 +99,11 @@ class ModelConfig:
         0.0, help="weight of the full-item cross-entropy on the denoised estimate"
     )
     ce_temperature: float = option(1.0, help="the cross-entropy's logits are x0_hat . E / this")
-    # Label smoothing of the state's cross-entropy (the classifiers' loss, the diffusion
-    # models' condition or g_u term): the target keeps 1 - this, the rest spread over every
-    # item. The estimate's cross-entropy (ce_weight) stays unsmoothed.
+    # Label smoothing of the full-item cross-entropies (the classifiers' loss; the diffusion
+    # models' terms on the state and on the estimate): the target keeps 1 - this, the rest
+    # spread evenly over the items.
     label_smoothing: float = option(
-        0.0, help="label smoothing of the state's full-item cross-entropy"
-    )
-    # Weight of DuoRec's unsupervised contrastive term on the encoder: two dropout views of
-    # each history's last state must pick each other out of the batch (InfoNCE).
-    view_weight: float = option(
-        0.0, help="weight of the contrastive loss between two dropout views of the state"
+        0.0, help="label smoothing of the full-item cross-entropies"
     )
     # The cross-entropy on the denoised estimate counts only at diffusion steps >= this share
     # of T. At low noise the estimate can copy the visible target out of x_t, and a softmax
@@ -215,7 +210,7 @@ class ModelConfig:
             raise ValueError(f"max_interval must be >= 1, got {self.max_interval}")
         if self.ioi_weight == 0 and self.ce_weight == 0:
             raise ValueError("ioi_weight 0 needs ce_weight > 0: the denoiser would learn nothing")
-        for name in ("ioi_weight", "ce_weight", "state_ce_weight", "item_init_std", "view_weight"):
+        for name in ("ioi_weight", "ce_weight", "state_ce_weight", "item_init_std"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("ce_step_floor", "ddim_floor"):
@@ -285,7 +280,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 OBJECTIVE_FIELDS = (
     "encoder", "encoder_inputs", "encoder_losses",
     "ioi_weight", "ce_weight", "ce_temperature", "ce_step_floor", "state_ce_weight",
-    "item_init_std", "denoiser",
+    "label_smoothing", "item_init_std", "denoiser",
     "diffusion_slots", "guidance", "ddim_floor", "ddim_steps",
 )
 

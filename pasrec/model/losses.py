@@ -37,17 +37,3 @@ def in_batch_negative_centroid(targets: torch.Tensor, embeddings: torch.Tensor) 
     differs = (targets.unsqueeze(0) != targets.unsqueeze(1)).to(embeddings.dtype)
     counts = differs.sum(dim=1, keepdim=True).clamp_min(1.0)
     return differs @ embeddings / counts
-
-
-def view_agreement_loss(
-    first: torch.Tensor, second: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0
-) -> torch.Tensor:
-    """InfoNCE between two dropout views [B, d] of the same users (DuoRec's unsupervised
-    augmentation): each state picks its own other view out of the batch's, by dot product.
-    Rows with the same target are not counted as negatives, being no evidence of a mistake."""
-    logits = first @ second.T / temperature
-    same_target = targets.unsqueeze(0) == targets.unsqueeze(1)
-    own = torch.eye(len(targets), dtype=torch.bool, device=targets.device)
-    logits = logits.masked_fill(same_target & ~own, float("-inf"))
-    labels = torch.arange(len(targets), device=targets.device)
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2

@@ -12,13 +12,7 @@ from pasrec.model.config import ModelConfig
 from pasrec.model.diffusion import Denoiser, GaussianDiffusion
 from pasrec.model.encoder import CausalTransformer, GRUEncoder
 from pasrec.model.interfaces import Batch, Recommender
-from pasrec.model.losses import (
-    in_batch_negative_centroid,
-    ioi_loss,
-    reconstruction_error,
-    toi_loss,
-    view_agreement_loss,
-)
+from pasrec.model.losses import in_batch_negative_centroid, ioi_loss, reconstruction_error, toi_loss
 from pasrec.model.time_encoding import TimeEncoding
 from pasrec.model.time_norm import TimeNormalizer
 from pasrec.model.toi import Fusion, ToIModule
@@ -213,16 +207,14 @@ class DiffusionRecommender(EmbeddingRecommender):
             l_ioi = cfg.ioi_weight * preferdiff
         noisy = steps >= cfg.ce_step_floor * cfg.diffusion_steps
         if cfg.ce_weight and noisy.any():
-            l_ce = full_softmax_loss(pos_pred[noisy], targets[noisy], table, cfg.ce_temperature)
+            l_ce = full_softmax_loss(
+                pos_pred[noisy], targets[noisy], table, cfg.ce_temperature, cfg.label_smoothing
+            )
             l_ioi = l_ioi + cfg.ce_weight * l_ce
             parts["ce"] = float(l_ce.detach())
         if state_ce is not None:
             l_ioi = l_ioi + cfg.state_ce_weight * state_ce
             parts["state_ce"] = float(state_ce.detach())
-        if cfg.view_weight:
-            views = view_agreement_loss(last_user, self.user_state(batch), batch["target"])
-            l_ioi = l_ioi + cfg.view_weight * views
-            parts["views"] = float(views.detach())
         if predicted is None:
             return l_ioi, parts
         true_encoding = self.time_encoding(target_times.unsqueeze(-1)).squeeze(1)
@@ -311,14 +303,10 @@ class NextItemModel(EmbeddingRecommender):
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
-        states = self.states(batch)
-        loss = every_slot_loss(states, batch, self.items, cfg.sasrec_loss, cfg.label_smoothing)
-        parts = {"loss": float(loss.detach())}
-        if cfg.view_weight:
-            views = view_agreement_loss(states[:, -1], self.states(batch)[:, -1], batch["target"])
-            parts["views"] = float(views.detach())
-            loss = loss + cfg.view_weight * views
-        return loss, parts
+        loss = every_slot_loss(
+            self.states(batch), batch, self.items, cfg.sasrec_loss, cfg.label_smoothing
+        )
+        return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()
     def score(self, batch: Batch, at: torch.Tensor | None = None) -> torch.Tensor:
