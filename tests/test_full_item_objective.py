@@ -62,6 +62,21 @@ def test_a_smoothed_classifier_stops_short_of_certainty():
     assert top[0.3] == pytest.approx(1 - 0.3 + 0.3 / 12, abs=0.05)
 
 
+@pytest.mark.parametrize("model_name", ["sasrec", "bert4rec", "tisasrec", "meantime", "diffurec"])
+def test_every_cross_entropy_baseline_takes_the_smoothing(model_name):
+    batch = toy_rows(0, count=8)
+    losses = {}
+    for smoothing in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = build_model(preset(model_name, n_items=12, hidden=16, history_length=4,
+                                   heads=2 if model_name != "meantime" else 4,
+                                   meantime_kernels="pos,day,sin,log",
+                                   label_smoothing=smoothing))  # fmt: skip
+        torch.manual_seed(7)  # the same masks, dropout and noise for both
+        losses[smoothing] = model.loss(batch)[0].item()
+    assert losses[0.5] != pytest.approx(losses[0.0], rel=1e-4)
+
+
 def test_label_smoothing_reaches_both_cross_entropies_of_the_diffusion_model():
     batch = toy_rows(0, count=8)
     parts = {}

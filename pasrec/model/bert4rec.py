@@ -59,7 +59,10 @@ class ClozeRecommender(EmbeddingRecommender):
         tokens, times = tokens.repeat(2, 1), times.repeat(2, 1)
         masked = torch.cat((cloze, last_only))
         states = self.encode(tokens, masked, times)[masked]
-        loss = next_item_loss(self.head(states), tokens[masked], self.items, "ce")
+        loss = next_item_loss(
+            self.head(states), tokens[masked], self.items, "ce",
+            smoothing=self.config.label_smoothing,
+        )
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()

@@ -99,9 +99,9 @@ class ModelConfig:
         0.0, help="weight of the full-item cross-entropy on the denoised estimate"
     )
     ce_temperature: float = option(1.0, help="the cross-entropy's logits are x0_hat . E / this")
-    # Label smoothing of the full-item cross-entropies (the classifiers' loss; the diffusion
-    # models' terms on the state and on the estimate): the target keeps 1 - this, the rest
-    # spread evenly over the items.
+    # Label smoothing of every full-item cross-entropy a model trains (the baselines' loss;
+    # the diffusion models' terms on the state and on the estimate): the target keeps
+    # 1 - this, the rest spread evenly over the items.
     label_smoothing: float = option(
         0.0, help="label smoothing of the full-item cross-entropies"
     )

@@ -61,7 +61,9 @@ class DiffuRec(EmbeddingRecommender):
         steps = self.diffusion.sample_steps(target.shape[0], target.device)
         noisy = self.diffusion.q_sample(target, steps, torch.randn_like(target))
         x0 = self.denoise(history, batch["items"], noisy, steps)
-        loss = next_item_loss(x0, batch["target"], self.items, "ce")
+        loss = next_item_loss(
+            x0, batch["target"], self.items, "ce", smoothing=self.config.label_smoothing
+        )
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()
