@@ -55,15 +55,9 @@ def full_softmax_loss(
 ) -> torch.Tensor:
     """Softmax cross-entropy of states [N, d] over every item row of ``weight`` but padding;
     ``smoothing`` spreads that share of each label evenly over the real items."""
-    logits = states @ weight.T / temperature
-    if not smoothing:
-        logits[:, 0] = float("-inf")
-        return F.cross_entropy(logits, targets)
-    # The padding column leaves the softmax rather than taking -inf, which the smoothed
-    # label's uniform part would otherwise multiply.
-    log_p = F.log_softmax(logits[:, 1:], dim=-1)
-    target_nll = -log_p.gather(1, (targets - 1).unsqueeze(1)).squeeze(1)
-    return ((1 - smoothing) * target_nll - smoothing * log_p.mean(-1)).mean()
+    # Row 0 (padding) is left out of the softmax, so the smoothed label never reaches it.
+    logits = states @ weight[1:].T / temperature
+    return F.cross_entropy(logits, targets - 1, label_smoothing=smoothing)
 
 
 def every_slot_loss(
