@@ -219,7 +219,7 @@ def test_item_table_initialisation_is_a_setting():
     [("ce_weight", -1.0), ("state_ce_weight", -0.5), ("ce_temperature", 0.0),
      ("item_init_std", -0.1), ("ce_step_floor", 1.0), ("ce_step_floor", -0.1),
      ("encoder_inputs", "time"), ("encoder_losses", "none"), ("label_smoothing", 1.0),
-     ("label_smoothing", -0.1)],  # fmt: skip
+     ("label_smoothing", -0.1), ("denoiser_dropout", 1.0), ("denoiser_dropout", -0.1)],  # fmt: skip
 )
 def test_bad_objective_settings_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
@@ -245,6 +245,31 @@ def test_the_mlp_denoiser_applies_guidance_as_two_passes():
         last.weight.zero_()
         last.bias.zero_()
     assert torch.equal(model.denoiser(x, steps, cond), cond)
+
+
+def test_denoiser_dropout_acts_on_the_correction_while_training_only():
+    plain = diffusion(denoiser="mlp")
+    dropped = diffusion(denoiser="mlp", denoiser_dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())
+    torch.manual_seed(1)
+    x, cond = torch.randn(6, 16), torch.randn(6, 16)
+    steps = torch.tensor([1000, 1200, 1500, 1999, 1000, 1700])
+    plain.eval()
+    dropped.eval()
+    # At inference it is the same denoiser: DDIM samples do not depend on the setting.
+    assert torch.equal(dropped.denoiser(x, steps, cond), plain.denoiser(x, steps, cond))
+    dropped.train()
+    torch.manual_seed(2)
+    first = dropped.denoiser(x, steps, cond)
+    second = dropped.denoiser(x, steps, cond)
+    assert not torch.allclose(first, second)
+    # Only the MLP's input is dropped: with its last layer at zero the condition comes back
+    # whole, however many of its features the MLP did not see.
+    last = dropped.denoiser.out[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    assert torch.equal(dropped.denoiser(x, steps, cond), cond)
 
 
 def test_real_time_encodings_sit_at_the_item_tables_scale():

@@ -165,6 +165,13 @@ class ModelConfig:
         help="diffusion models: one linear layer (PreferDiff) or c + a two-layer MLP",
         choices=DENOISERS,
     )
+    # Dropout on the denoiser's input [e_t ; c ; step] while training. The residual MLP's
+    # correction of c learns on training users' states, which the encoder fits far better
+    # than a new user's; dropping a share of c's features keeps it from learning corrections
+    # that only those states support (the residual c itself is never dropped).
+    denoiser_dropout: float = option(
+        0.0, help="dropout on the denoiser's input [e_t ; c ; step] while training"
+    )
     diffusion_steps: int = option(2000, help="forward diffusion steps T")
     beta_start: float = 1e-4
     beta_end: float = 0.02
@@ -220,6 +227,8 @@ class ModelConfig:
             raise ValueError(f"ce_temperature must be > 0, got {self.ce_temperature}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        if not 0.0 <= self.denoiser_dropout < 1.0:
+            raise ValueError(f"denoiser_dropout must lie in [0, 1), got {self.denoiser_dropout}")
         for name in ("gamma", "eta", "lam", "p_uncond", "mask_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -282,7 +291,7 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 OBJECTIVE_FIELDS = (
     "encoder", "encoder_inputs", "encoder_losses",
     "ioi_weight", "ce_weight", "ce_temperature", "ce_step_floor", "state_ce_weight",
-    "label_smoothing", "item_init_std", "denoiser",
+    "label_smoothing", "item_init_std", "denoiser", "denoiser_dropout",
     "diffusion_slots", "guidance", "ddim_floor", "ddim_steps",
 )
 

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pasrec.model.config import ModelConfig
@@ -29,6 +30,7 @@ class Denoiser(nn.Module):
         d = config.hidden
         self.hidden = d
         self.affine = config.denoiser == "linear"
+        self.dropout = config.denoiser_dropout
         self.step_mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
         self.out = (
             nn.Linear(3 * d, d)
@@ -42,7 +44,8 @@ class Denoiser(nn.Module):
         # Rows share few distinct steps (all rows share one while sampling): embed each once.
         unique, index = steps.unique(return_inverse=True)
         s = self.step_mlp(step_embedding(unique, self.hidden))[index]
-        out = self.out(torch.cat((noisy, cond, s), dim=-1))
+        inputs = F.dropout(torch.cat((noisy, cond, s), dim=-1), self.dropout, self.training)
+        out = self.out(inputs)
         # The MLP corrects the condition: from the first step the estimate is the user state,
         # so a full-item loss on it trains the encoder as directly as a classifier's.
         return out if self.affine else cond + out
