@@ -33,13 +33,24 @@ def _condition(model: DiffusionRecommender, batch: dict[str, torch.Tensor]) -> t
     return model.condition(model.user_state(batch), batch["times"][:, -1], None)[0]
 
 
-def rankers(floors: list[float], steps: int) -> dict[str, Embed]:
+def _mean_of_draws(draws: int) -> Embed:
+    """The preset's sampler from ``draws`` noise seeds, its estimates averaged."""
+
+    def embed(model: DiffusionRecommender, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.stack([model.generate(batch, seed=seed) for seed in range(draws)]).mean(0)
+
+    return embed
+
+
+def rankers(floors: list[float], steps: int, draws: list[int]) -> dict[str, Embed]:
     """Each way of turning a history into the vector its items are scored against."""
     out: dict[str, Embed] = {
         "sample (preset's sampler)": lambda model, batch: model.generate(batch),
         "condition g'_u": _condition,
         "encoder state g_u": lambda model, batch: model.user_state(batch),
     }
+    for count in draws:
+        out[f"sample, mean of {count} draws"] = _mean_of_draws(count)
     for floor in floors:
         out[f"sample, floor {floor:g}, {steps} steps"] = (
             lambda model, batch, floor=floor: model.diffusion.ddim(
@@ -52,10 +63,16 @@ def rankers(floors: list[float], steps: int) -> dict[str, Embed]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--part", choices=("valid", "test"), default="valid")
+    # "train": the training samples, where the denoiser learned: a sample that beats its
+    # condition there and loses to it on new users has learned corrections that do not carry.
+    parser.add_argument("--part", choices=("train", "valid", "test"), default="valid")
     parser.add_argument("--floors", type=float, nargs="*", default=[0.0],
                         help="other DDIM floors to score beside the preset's")  # fmt: skip
     parser.add_argument("--steps", type=int, default=10, help="DDIM steps of those floors")
+    # The sampler's noise is one vector shared by every user, so its trace on the estimate is
+    # a shift common to all users' scores; averaging draws shows how much of the loss it is.
+    parser.add_argument("--draws", type=int, nargs="*", default=[],
+                        help="also score the mean of this many draws of the sampler")  # fmt: skip
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     ckpt = load_checkpoint(args.checkpoint)
@@ -67,7 +84,7 @@ def main() -> None:
     samples = getattr(split, args.part)
     results = {}
     with torch.no_grad():
-        for name, embed in rankers(args.floors, args.steps).items():
+        for name, embed in rankers(args.floors, args.steps, args.draws).items():
             acc = MetricAccumulator()
             for start in tqdm(range(0, len(samples), 1024), desc=name, leave=False):
                 part = samples.subset(np.arange(start, min(start + 1024, len(samples))))
