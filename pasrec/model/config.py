@@ -252,15 +252,15 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
         # The product's PASRec (docs/results/beauty_cpu_default/): the paper's time encoding
         # and ToI module, with a GRU encoder that reads the items and trains on GRU4Rec's
         # cross-entropy (and the ToI loss), every slot trained, a residual MLP denoiser on the
-        # detached state with a full-item cross-entropy on its noisy-step estimates; both
-        # cross-entropies label-smoothed; its table at the classifiers' scale; a light fusion;
-        # DDIM over the noisy half, unguided.
+        # detached state with a full-item cross-entropy on its noisy-step estimates and dropout
+        # on its input; both cross-entropies label-smoothed; its table at the classifiers'
+        # scale; a light fusion; DDIM over the noisy half, unguided.
         "pasrec": {"time_encoding": "rff", "toi": True, "encoder": "gru",
                    "encoder_inputs": "item", "encoder_losses": "user", "gamma": 0.2,
                    "diffusion_slots": "every", "denoiser": "mlp", "ce_weight": 1.0,
                    "ce_step_floor": 0.5, "state_ce_weight": 1.0, "label_smoothing": 0.2,
-                   "item_init_std": 0.0625, "guidance": 0.0, "ddim_floor": 0.5,
-                   "ddim_steps": 10},
+                   "denoiser_dropout": 0.5, "item_init_std": 0.0625, "guidance": 0.0,
+                   "ddim_floor": 0.5, "ddim_steps": 10},
         # The paper's configuration, which `pasrec reproduce` compares with the paper's rows.
         "pasrec-paper": {"time_encoding": "rff", "toi": True},
         "pasrec-te": {"time_encoding": "rff", "toi": False},
