@@ -48,7 +48,7 @@ def test_trained_model_beats_popularity_and_evaluate_reproduces_it(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # ~1 minute alone
+@pytest.mark.timeout(1800)  # 1-2 minutes alone
 def test_the_product_pasrec_beats_popularity_on_movielens(tmp_path):
     data = reference_data("ml-100k")
     popular = train(data, tmp_path / "pop", "popularity", *SLICE)
@@ -57,7 +57,7 @@ def test_the_product_pasrec_beats_popularity_on_movielens(tmp_path):
     trained = train(data, tmp_path / "pasrec", "pasrec", "--hidden", "64", "--epochs", "20",
                     "--lr", "3e-3", *SLICE)
     assert trained["model_config"]["denoiser_dropout"] > 0
-    # At least 1.2 points (12 of the 943 test users) above popularity.
+    # At least 1.2 points (11 of the 943 test users) above popularity.
     assert trained["test"]["HR@10"] >= popular["test"]["HR@10"] + 1.2, (trained, popular)
 
 
