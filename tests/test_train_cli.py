@@ -30,10 +30,16 @@ def train(data: Path, out: Path, model: str, *extra: str) -> dict:
 SLICE = ["--truncate", "51", "--train-samples", "last"]
 
 
+@pytest.fixture(scope="module")
+def movielens_popularity(tmp_path_factory) -> dict:
+    """Popularity's results on the MovieLens slice: the floor every trained model must clear."""
+    return train(reference_data("ml-100k"), tmp_path_factory.mktemp("pop"), "popularity", *SLICE)
+
+
 @pytest.mark.timeout(1800)  # ~2 minutes alone; generous for a loaded machine
-def test_trained_model_beats_popularity_and_evaluate_reproduces_it(tmp_path):
+def test_trained_model_beats_popularity_and_evaluate_reproduces_it(tmp_path, movielens_popularity):
     data = reference_data("ml-100k")
-    popular = train(data, tmp_path / "pop", "popularity", *SLICE)
+    popular = movielens_popularity
     # One sample per user; GRU4Rec still learns from every position of each history.
     trained = train(data, tmp_path / "gru", "gru4rec", "--hidden", "64", "--epochs", "12",
                     "--lr", "3e-3", *SLICE)
@@ -49,9 +55,9 @@ def test_trained_model_beats_popularity_and_evaluate_reproduces_it(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # 1-2 minutes alone
-def test_the_product_pasrec_beats_popularity_on_movielens(tmp_path):
+def test_the_product_pasrec_beats_popularity_on_movielens(tmp_path, movielens_popularity):
     data = reference_data("ml-100k")
-    popular = train(data, tmp_path / "pop", "popularity", *SLICE)
+    popular = movielens_popularity
     # The default preset as the service trains it, denoiser dropout and DDIM sampling included;
     # 20 epochs is where it leaves popularity clearly behind on this small slice.
     trained = train(data, tmp_path / "pasrec", "pasrec", "--hidden", "64", "--epochs", "20",
